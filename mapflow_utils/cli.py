@@ -1,0 +1,131 @@
+"""The ``mapflow`` command: ``mapflow data synth``, ``mapflow run CHAPTER -p name value``, ``mapflow book``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from . import paths
+
+
+def _value(text: str) -> Any:
+    """Parse a ``-p`` value like papermill: numbers, booleans, None, lists (``[a, b]``) and strings."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def chapters() -> list[str]:
+    """Chapter names: the notebooks in ``notebooks/`` (without ``.ipynb``), sorted."""
+    return sorted(p.stem for p in paths.NOTEBOOKS.glob("*.ipynb"))
+
+
+def _clean(nb_path: Path) -> None:
+    """Drop per-cell timing metadata papermill writes, so re-executed book pages diff only where results change."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    pm = nb.get("metadata", {}).get("papermill", {})
+    for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
+        pm.pop(key, None)
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str | Path | None = None,
+                name: str = "default", progress: bool = True) -> Path:
+    """Execute ``notebooks/<chapter>.ipynb`` with papermill and return the executed notebook's path.
+
+    Output goes to ``out`` (a file or folder) or ``runs/<name>/<chapter>.ipynb``. Kernels run with one torch thread
+    unless ``OMP_NUM_THREADS`` is set.
+    """
+    import papermill as pm
+
+    src = paths.NOTEBOOKS / f"{chapter}.ipynb"
+    if not src.is_file():
+        raise SystemExit(f"mapflow run: no chapter {chapter!r} (no {src}). Chapters: {', '.join(chapters())}")
+    dest = Path(out) if out is not None else paths.ROOT / "runs" / name
+    if dest.suffix != ".ipynb":
+        dest = dest / f"{chapter}.ipynb"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    pm.execute_notebook(str(src), str(dest), parameters=parameters or {}, kernel_name="python3",
+                        cwd=str(dest.parent), progress_bar=progress, log_output=False)
+    _clean(dest)
+    return dest
+
+
+def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
+    """Execute every chapter into ``book/`` (unless ``execute=False``) and build the HTML with Jupyter Book 1.
+
+    Returns ``_build/html/index.html``.
+    """
+    if execute:
+        for ch in only or chapters():
+            t = time.perf_counter()
+            run_chapter(ch, out=paths.BOOK / f"{ch}.ipynb", progress=False)
+            print(f"executed {ch} in {time.perf_counter() - t:.1f} s", flush=True)
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT)]
+    jb = Path(sys.executable).with_name("jupyter-book")
+    if jb.exists():
+        cmd = [str(jb), "build", str(paths.ROOT)]
+    subprocess.run(cmd, check=True)
+    index = paths.ROOT / "_build" / "html" / "index.html"
+    print(f"book: {index}")
+    return index
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mapflow", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_cmd", required=True)
+    synth = data.add_parser("synth", help="write synthetic TVBench-format videos + json")
+    synth.add_argument("--out", required=True, help="output folder (gets json/ and video/)")
+    synth.add_argument("--n-per-task", type=int, default=100, help="questions per task")
+    synth.add_argument("--seed", type=int, default=0, help="generator seed")
+    synth.add_argument("--tasks", nargs="*", default=None, help="tasks (default: the paper's five)")
+    synth.add_argument("--long", action="store_true", help="long-video variant (64 frames; §D.1)")
+
+    run = sub.add_parser("run", help="execute a chapter notebook with papermill")
+    run.add_argument("chapter", help=f"chapter name (a notebook in {paths.NOTEBOOKS})")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter; values are parsed as YAML (numbers, lists, true/false, null)")
+    run.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter kept as a string")
+    run.add_argument("--name", default="default", help="run name: output goes to runs/<name>/<chapter>.ipynb")
+    run.add_argument("--out", default=None, help="output notebook or folder (overrides --name)")
+
+    book = sub.add_parser("book", help="execute the chapters into book/ and build the HTML (Jupyter Book 1)")
+    book.add_argument("--no-execute", action="store_true", help="build from the executed notebooks as they are")
+    book.add_argument("--chapters", nargs="*", default=None, help="execute only these chapters")
+
+    args = parser.parse_args(argv)
+    if args.cmd == "data":
+        from .synthetic import LONG, SynthConfig, write_tvbench
+        from .data import PAPER_TASKS
+
+        out = write_tvbench(args.out, n_per_task=args.n_per_task, seed=args.seed,
+                            tasks=args.tasks or PAPER_TASKS, cfg=LONG if args.long else SynthConfig(), progress=True)
+        print(f"wrote {out}")
+    elif args.cmd == "run":
+        params = {k: _value(v) for k, v in args.parameter}
+        params.update({k: v for k, v in args.raw})
+        print(run_chapter(args.chapter, params, out=args.out, name=args.name))
+    elif args.cmd == "book":
+        build_book(execute=not args.no_execute, only=args.chapters)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""Where the shipped data and the book live, independent of the current directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The repository root (the package is installed in editable mode from it).
+ROOT: Path = Path(__file__).resolve().parent.parent
+#: Shipped data: ``synthetic/`` (evaluation split), ``models/`` (tiny weights), ``paper/`` (the paper's numbers).
+DATA: Path = ROOT / "data"
+#: The shipped held-out synthetic split in TVBench layout.
+SYNTHETIC: Path = DATA / "synthetic"
+NOTEBOOKS: Path = ROOT / "notebooks"
+BOOK: Path = ROOT / "book"
+
+
+def data_dir(path: str | Path | None) -> Path:
+    """Resolve a chapter's ``data_dir`` parameter: ``None`` means the shipped synthetic split."""
+    return SYNTHETIC if path in (None, "") else Path(path).expanduser().resolve()
