@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -16,13 +17,14 @@ def use_style() -> None:
 
 
 def frame_strip(rows: Mapping[str, np.ndarray], titles: Mapping[str, str] | None = None,
-                frame_labels: Sequence[str] | None = None, cell: float = 0.9):
-    """One row of frames per entry of ``rows`` (label -> uint8 ``[T, H, W, 3]``); returns the figure."""
+                frame_labels: Sequence[str] | None = None, cell: float = 1.0):
+    """One row of frames per entry of ``rows`` (label -> uint8 ``[T, H, W, 3]``), an optional line of text above
+    each row (``titles``) and labels above the first row's frames. Returns the figure."""
     use_style()
-    n_rows = len(rows)
-    n_cols = max(len(f) for f in rows.values())
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.6, cell * n_rows * 1.25 + 0.3),
-                             squeeze=False)
+    n_rows, n_cols = len(rows), max(len(f) for f in rows.values())
+    gap = 0.45 if titles else 0.1
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols + 1.4, (cell + gap) * n_rows + 0.2),
+                             squeeze=False, gridspec_kw={"hspace": gap / cell * 1.2, "wspace": 0.05})
     for r, (label, frames) in enumerate(rows.items()):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -32,11 +34,40 @@ def frame_strip(rows: Mapping[str, np.ndarray], titles: Mapping[str, str] | None
                 side.set_visible(False)
             if c < len(frames):
                 ax.imshow(frames[c])
-            if r == 0 and frame_labels is not None and c < len(frame_labels):
-                ax.set_title(frame_labels[c], fontsize=7, fontweight="normal", loc="center")
+            if frame_labels is not None and c < len(frame_labels):
+                ax.set_xlabel(frame_labels[c], fontsize=7) if r == n_rows - 1 else None
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         if titles and label in titles:
-            axes[r, 0].text(0, -0.12, titles[label], transform=axes[r, 0].transAxes, fontsize=7, va="top",
-                            ha="left", clip_on=False)
-    fig.tight_layout()
+            axes[r, 0].set_title(titles[label], loc="left", fontsize=7, fontweight="normal")
     return fig
+
+
+def example_strip(samples_by_task, num_frames: int = 8, seed: int = 0):
+    """One example per task (picked with ``seed``): its sampled frames under its question and answer.
+
+    ``samples_by_task``: task -> list of :class:`~mapflow_utils.data.QASample` (``QADataset.by_task()``).
+    Returns the figure.
+    """
+    rows, titles = {}, {}
+    for task, items in samples_by_task.items():
+        s = random.Random(f"{seed}/{task}").choice(items)
+        label = task.replace("_", " ")
+        rows[label] = s.frames(num_frames)
+        titles[label] = f"{s.question}   options: {' / '.join(s.candidates)}   answer: {s.answer}"
+    return frame_strip(rows, titles, frame_labels=[f"frame {i + 1}" for i in range(num_frames)])
+
+
+def twin_strip(task: str, seed: int = 0, index: int = 0, num_frames: int = 8):
+    """A synthetic clip and its twin with the opposite answer (the same frames played backwards). Returns the
+    figure."""
+    from .data import sample_indices
+    from .synthetic import generate_clip
+
+    rows, titles = {}, {}
+    for rev in (False, True):
+        clip = generate_clip(task, seed, index, reverse=rev)
+        idx = sample_indices(len(clip.frames), num_frames, 8, clip.start, clip.end)
+        label = f"answer: {clip.answer}"
+        rows[label] = clip.frames[idx]
+        titles[label] = clip.caption
+    return frame_strip(rows, titles, frame_labels=[f"frame {i + 1}" for i in range(num_frames)])

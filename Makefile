@@ -1,0 +1,53 @@
+# mapflow's single entry point. On a fresh clone `make test` and `make book` do all the set-up themselves:
+# a .venv, torch==2.14.1 + torchvision==0.29.1 FIRST (pinned: an unpinned torch pulls gigabytes), then the package
+# with its pinned dependencies, then the work. Everything runs with one torch/OpenMP thread (2-core machines
+# collapse 100x with two processes of two threads each); override OMP_NUM_THREADS to change it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.mapflow-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+WIDGETS_JS := _widgets_js/require.js _widgets_js/embed-amd.js
+
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install test book book-html data clean
+.DEFAULT_GOAL := test
+
+$(STAMP):
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-venv)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.mapflow-installed-* && touch $@
+
+install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
+
+test: install  ## unit tests + nbval over the executed chapters in book/
+	$(VENV)/bin/pytest tests book --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+$(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widgets show offline
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	@mkdir -p _widgets_js && tmp=$$(mktemp -d) && \
+	  (cd $$tmp && npm pack --silent @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 >/dev/null && \
+	   tar xzf jupyter-widgets-html-manager-1.0.15.tgz package/dist/embed-amd.js && mv package/dist/embed-amd.js . && \
+	   tar xzf requirejs-2.3.8.tgz package/require.js && mv package/require.js .) && \
+	  cp $$tmp/embed-amd.js $$tmp/require.js _widgets_js/ && rm -rf $$tmp
+
+book: install $(WIDGETS_JS)  ## execute every chapter with papermill into book/, then build _build/html
+	$(VENV)/bin/mapflow book
+
+book-html: install $(WIDGETS_JS)  ## build _build/html from the executed chapters as they are
+	$(VENV)/bin/mapflow book --no-execute
+
+data: install  ## regenerate the shipped synthetic evaluation splits
+	$(VENV)/bin/mapflow data synth --out data/synthetic --n-per-task 100 --seed 1000
+	$(VENV)/bin/mapflow data synth --out data/synthetic-long --n-per-task 40 --seed 2000 --long
+
+clean:
+	rm -rf _build runs

@@ -1,0 +1,66 @@
+"""pyproject.toml, environment.yml, the Makefile and the README agree on what gets installed."""
+
+import re
+import tomllib
+
+import yaml
+
+from mapflow_utils import paths
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!;\[ ]", req, maxsplit=1)[0].strip().lower()
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    meta = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
+    reqs = meta["dependencies"] + meta["optional-dependencies"]["dev"]
+    return {_name(r): r.split(";")[0].strip() for r in reqs}
+
+
+def _conda_pip() -> dict[str, str]:
+    env = yaml.safe_load((paths.ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    return {_name(r): r for r in pip if not r.startswith("-e")}
+
+
+def test_environment_yml_mirrors_pyproject_pins():
+    py, conda = _pyproject_requirements(), _conda_pip()
+    for name, req in py.items():
+        if name in ("torch", "torchvision"):
+            continue  # ranges in pyproject; the exact pair is installed first (checked below)
+        assert name in conda, f"{name} is in pyproject.toml but not in environment.yml"
+        assert conda[name] == req, f"{name}: pyproject says {req!r}, environment.yml says {conda[name]!r}"
+    extra = set(conda) - set(py) - {"torch", "torchvision"}
+    assert not extra, f"environment.yml installs {extra}, which pyproject.toml does not declare"
+
+
+def test_torch_pins_agree_everywhere():
+    makefile = (paths.ROOT / "Makefile").read_text()
+    pins = re.search(r"^TORCH_PINS := (.+)$", makefile, re.M).group(1).split()
+    assert pins == ["torch==2.14.1", "torchvision==0.29.1"]
+    conda = _conda_pip()
+    assert [conda["torch"], conda["torchvision"]] == pins
+    # pyproject's ranges must admit the pinned pair, or pip would replace it with a multi-GB download
+    py = _pyproject_requirements()
+    for pin in pins:
+        name, version = pin.split("==")
+        assert f"<={version}" in py[name], (py[name], pin)
+    # the Makefile installs torch before the package
+    recipe = makefile[makefile.index("$(STAMP):"):makefile.index("install: $(STAMP)")]
+    assert recipe.index("$(TORCH_PINS)") < recipe.index("-e '.[dev]'")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (paths.ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    commands = [line.strip() for b in blocks for line in b.splitlines() if line.strip()]
+    ci = (paths.ROOT / ".ci" / "run").read_text()
+    assert "make test" in commands and "make book" in commands
+    assert re.search(r"^make test$", ci, re.M)
+
+
+def test_transformers_is_5x():
+    import transformers
+
+    assert transformers.__version__.startswith("5."), transformers.__version__
