@@ -1,0 +1,116 @@
+"""Prompts through the processor's chat template, in three answer formats.
+
+* ``letter`` — the paper's evaluation format (MVBench-style system prompt; ``Question: …``, ``Options:`` with
+  ``(A) text`` lines, ``Only give the best option.``; the assistant turn is prefilled with ``Best option:(`` and the
+  answer is the option's letter token).
+* ``content`` — the same prompt with the options listed without letters; the assistant turn is prefilled with
+  ``Best option:`` and the answer is the option's own text, scored on its first token, which must differ between
+  the options. Matching an answer to its option letter is an ability that emerges only with scale; our tiny models
+  answer in this format.
+* ``open`` — App. C's sentence completion: no options; the assistant turn is prefilled with a sentence stem (e.g.
+  ``The red square moves``) and the answer is the option's text after it, scored on its first token.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+AnswerFormat = Literal["letter", "content", "open"]
+FORMATS: tuple[str, ...] = ("letter", "content", "open")
+
+#: The MVBench system prompt the paper's evaluation uses.
+SYSTEM_PROMPT = (
+    "Carefully watch the video and pay attention to the cause and sequence of events, the detail and movement of "
+    "objects, and the action and pose of persons. Based on your observations, select the best option that "
+    "accurately addresses the question."
+)
+INSTRUCTION = "Only give the best option."
+LETTER_PREFIX = "Best option:("
+CONTENT_PREFIX = "Best option:"
+
+#: Sentence stems for the ``open`` format (App. C), per synthetic task; ``{color}`` is taken from the question.
+OPEN_STEMS: dict[str, str] = {
+    "action_antonym": "The action is to",
+    "action_sequence": "First the {color} square did",
+    "scene_transition": "The scene changes from",
+    "moving_direction": "The {color} square moves",
+    "object_count": "The number of moving {color} squares at the beginning is",
+}
+OPEN_DEFAULT_STEM = "The answer is"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt.
+
+    Attributes:
+        text: the full prompt after the chat template, ending with the assistant prefill; the video appears as the
+            processor's video placeholder (expanded to video tokens by the processor).
+        answer_format: ``letter``, ``content`` or ``open``.
+        question: the question text as it appears in the prompt.
+        options: each option's text as it appears in the prompt (``(A) text`` for ``letter``; empty for ``open``).
+        answers: per candidate, the text the model should continue the prompt with (``A`` / `` text``).
+        instruction: the instruction suffix (empty for ``open``).
+        prefix: the assistant prefill that ends ``text``.
+    """
+
+    text: str
+    answer_format: str
+    question: str
+    options: tuple[str, ...]
+    answers: tuple[str, ...]
+    instruction: str
+    prefix: str
+
+
+def _letters(n: int) -> list[str]:
+    if n > 26:
+        raise ValueError(f"{n} options: the letter format supports at most 26")
+    return list(string.ascii_uppercase[:n])
+
+
+def open_stem(task: str, question: str) -> str:
+    """The sentence stem of the ``open`` format for ``task``; ``{color}`` is the colour word of the question."""
+    stem = OPEN_STEMS.get(task, OPEN_DEFAULT_STEM)
+    if "{color}" in stem:
+        m = re.search(r"\bthe (\w+) square", question)
+        stem = stem.format(color=m.group(1) if m else "")
+    return stem
+
+
+def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFormat) -> tuple[str, tuple[str, ...]]:
+    """The user turn's text (without the video placeholder) and the option strings inside it."""
+    if answer_format == "letter":
+        options = tuple(f"({l}) {c}" for l, c in zip(_letters(len(candidates)), candidates))
+    elif answer_format == "content":
+        options = tuple(candidates)
+    elif answer_format == "open":
+        return f"Question: {question}", ()
+    else:
+        raise ValueError(f"answer_format must be one of {FORMATS}, got {answer_format!r}")
+    return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"\n{INSTRUCTION}", options
+
+
+def build_prompt(processor, question: str, candidates: Sequence[str], answer_format: AnswerFormat = "letter",
+                 task: str = "", system_prompt: str | None = SYSTEM_PROMPT) -> Prompt:
+    """Render the prompt with ``processor.apply_chat_template`` (the model's real chat template).
+
+    ``task`` picks the sentence stem of the ``open`` format. ``system_prompt=None`` leaves the system turn out.
+    """
+    text, options = user_text(question, candidates, answer_format)
+    messages = []
+    if system_prompt:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]})
+    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
+    rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if answer_format == "letter":
+        prefix, answers = LETTER_PREFIX, tuple(_letters(len(candidates)))
+    elif answer_format == "content":
+        prefix, answers = CONTENT_PREFIX, tuple(" " + c for c in candidates)
+    else:
+        prefix, answers = open_stem(task, question), tuple(" " + c for c in candidates)
+    return Prompt(text=rendered + prefix, answer_format=answer_format, question=question, options=options,
+                  answers=answers, instruction=INSTRUCTION if answer_format != "open" else "", prefix=prefix)
