@@ -1,0 +1,390 @@
+"""Attention Knockout (Geva et al., 2023), exact and fast: one engine for every sweep in the book.
+
+What is blocked is data: a :class:`Block` says that the queries of one span may not attend to the keys of another
+(or, for :data:`CROSS_FRAME`, that each frame's tokens may not attend to earlier frames), and a
+:class:`KnockoutSpec` applies blocks in a set of layers.
+
+How it is applied: one attention function, registered with transformers' ``AttentionInterface`` **and**
+``AttentionMaskInterface`` under one name (without the mask registration the padding/causal masks silently become
+None), set on the text model only. It merges the blocked pairs into the causal+padding mask the model built, handles
+grouped-query attention (through transformers' own sdpa function), KV-cache offsets and a different spec per batch
+row, and counts its calls per layer, so a forward in which it silently did not run is detected.
+
+How it is made cheap (:func:`run_sweep`):
+
+a. **prefix reuse** — positions before the first blocked query are identical to the clean run at every layer, so
+   their keys/values come from the clean run's cache and only the suffix is recomputed (question→last: one token);
+b. **batching** — many specs share one forward, one spec per batch row;
+c. **layer start** — hidden states entering the first blocked layer equal the clean run's, so layers before it
+   are skipped (only for decoders whose layers are all of one kind).
+
+Each of these is checked against full recomputation and against a plain eager reference in ``tests/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+
+from .spans import Spans
+
+ATTN_NAME = "mapflow_knockout"
+
+
+# ----------------------------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class Block:
+    """Queries of span ``target`` may not attend to keys of span ``source`` (the paper's "source ↛ target").
+
+    Span names are those of :meth:`Spans.indices`. With ``cross_frame=True`` (``source`` = ``target`` = video) each
+    frame's tokens may not attend to the tokens of earlier frames.
+    """
+
+    source: str
+    target: str
+    cross_frame: bool = False
+
+    def __str__(self) -> str:
+        return "cross-frame" if self.cross_frame else f"{self.source}→{self.target}"
+
+
+#: Each frame's tokens may not attend to earlier frames (the paper's cross-frame knockout).
+CROSS_FRAME = Block("video", "video", cross_frame=True)
+
+
+@dataclass(frozen=True)
+class KnockoutSpec:
+    """Blocks applied in ``layers`` (0-indexed text decoder layers)."""
+
+    blocks: tuple[Block, ...]
+    layers: tuple[int, ...]
+    label: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "layers", tuple(sorted(set(int(l) for l in self.layers))))
+
+    @property
+    def empty(self) -> bool:
+        return not self.blocks or not self.layers
+
+
+def window(layer: int, k: int, n_layers: int) -> tuple[int, ...]:
+    """The ``k`` layers centred on ``layer``, truncated at both ends (Geva et al.): for k = 9, layer-4 … layer+4."""
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer {layer} outside 0..{n_layers - 1}")
+    return tuple(range(max(0, layer - k // 2), min(n_layers, layer + k - k // 2)))
+
+
+def sweep_specs(blocks: Sequence[Block], k: int, n_layers: int, label: str = "") -> list[KnockoutSpec]:
+    """One spec per layer: ``blocks`` in the window of size ``k`` centred on it."""
+    return [KnockoutSpec(tuple(blocks), window(l, k, n_layers), f"{label}@{l}") for l in range(n_layers)]
+
+
+def blocked_pairs(blocks: Iterable[Block], spans: Spans) -> torch.Tensor:
+    """Boolean ``[L, L]`` (query, key): True where attention is blocked. Pure; causal structure not included."""
+    L = spans.length
+    out = torch.zeros(L, L, dtype=torch.bool)
+    for b in blocks:
+        if b.cross_frame:
+            for i, fr in enumerate(spans.frames):
+                for earlier in spans.frames[:i]:
+                    out[fr.start:fr.stop, earlier.start:earlier.stop] = True
+        else:
+            q, k = spans.indices(b.target), spans.indices(b.source)
+            if len(q) and len(k):
+                out[q[:, None], k[None, :]] = True
+    return out
+
+
+# ------------------------------------------------------------------------------------ attention function
+
+
+@dataclass
+class _Plan:
+    """What the attention function applies during one forward."""
+
+    pairs: torch.Tensor | None  # bool [B, 1, Lq_total, Lk] for query positions q_start.., or None
+    q_start: int  # absolute position of the first query row stored in ``pairs``
+    active: dict[int, torch.Tensor]  # layer -> bool [B]: which rows apply their pairs at this layer
+    calls: Counter = field(default_factory=Counter)
+    capture: dict | None = None  # attention.py: {"rows": LongTensor[Q], "layers": set, "out": {layer: Tensor}}
+
+
+_PLAN: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("mapflow_plan", default=None)
+
+
+def _allowed(attention_mask, q_len: int, kv_len: int, device) -> torch.Tensor:
+    """The model's own mask as boolean "may attend" ``[B or 1, 1, q, kv]`` (rebuilt causal when it is None)."""
+    if attention_mask is None:
+        q_pos = torch.arange(kv_len - q_len, kv_len, device=device)[:, None]
+        return (torch.arange(kv_len, device=device)[None, :] <= q_pos)[None, None]
+    if attention_mask.dtype == torch.bool:
+        return attention_mask[..., :kv_len]
+    return attention_mask[..., :kv_len] > torch.finfo(attention_mask.dtype).min / 2
+
+
+def knockout_attention(module, query, key, value, attention_mask, **kwargs):
+    """sdpa with the current plan's blocked pairs removed. query ``[B, H, q, D]``, key/value ``[B, H_kv, kv, D]``;
+    returns ``([B, q, H, D], None)`` like transformers' sdpa function."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    plan = _PLAN.get()
+    layer = getattr(module, "layer_idx", None)
+    if plan is not None:
+        plan.calls[layer] += 1
+    rows_active = None if plan is None else plan.active.get(layer)
+    capture = plan is not None and plan.capture is not None and layer in plan.capture["layers"]
+    if rows_active is None and not capture:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    q_len, kv_len = query.shape[2], key.shape[2]
+    q0 = kv_len - q_len  # absolute position of the first query (no left padding inside the engine)
+    allowed = _allowed(attention_mask, q_len, kv_len, query.device)
+    if rows_active is not None:
+        lo = q0 - plan.q_start
+        blocked = plan.pairs[:, :, lo:lo + q_len, :kv_len] & rows_active.view(-1, 1, 1, 1)
+        allowed = allowed & ~blocked
+    if capture:
+        _capture(plan, layer, module, query, key, allowed, q0, kwargs.get("scaling"))
+    kwargs.pop("is_causal", None)
+    out, _ = sdpa_attention_forward(module, query, key, value, allowed, is_causal=False, **kwargs)
+    dead = ~allowed.any(-1)  # [B', 1, q]: a query with every key blocked receives nothing
+    if dead.any():
+        out = out.masked_fill(dead.expand(out.shape[0], 1, q_len).transpose(1, 2)[..., None], 0.0)
+    return out, None
+
+
+def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
+    """Attention weights of the chosen absolute query rows (mean over heads), ``[B, Q, kv]``."""
+    rows = plan.capture["rows"].to(query.device) - q0
+    keep = (rows >= 0) & (rows < query.shape[2])
+    if not keep.any():
+        return
+    rows = rows[keep]
+    n_rep = query.shape[1] // key.shape[1]
+    k = key.repeat_interleave(n_rep, dim=1)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    scores = (query[:, :, rows] @ k.transpose(-1, -2)).float() * scale  # [B, H, Q, kv]
+    mask = allowed[:, :, rows] if allowed.shape[2] > 1 else allowed
+    scores = scores.masked_fill(~mask, float("-inf"))
+    w = torch.softmax(scores, dim=-1).nan_to_num(0.0).mean(1)
+    plan.capture["out"][layer] = w
+
+
+_REGISTERED = False
+
+
+def register() -> str:
+    """Register the attention function and its mask function under :data:`ATTN_NAME` (idempotent)."""
+    global _REGISTERED
+    if not _REGISTERED:
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.masking_utils import sdpa_mask
+
+        AttentionInterface.register(ATTN_NAME, knockout_attention)
+        AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
+        _REGISTERED = True
+    return ATTN_NAME
+
+
+def enable(model) -> None:
+    """Route the text model's attention through :func:`knockout_attention` (the vision tower keeps its own)."""
+    register()
+    if hasattr(model.config, "text_config") and model.config.text_config is not model.config:
+        model.set_attn_implementation({"text_config": ATTN_NAME})
+    else:
+        model.set_attn_implementation(ATTN_NAME)
+
+
+@contextlib.contextmanager
+def _plan(plan: _Plan):
+    token = _PLAN.set(plan)
+    try:
+        yield plan
+    finally:
+        _PLAN.reset(token)
+
+
+# ------------------------------------------------------------------------------------------ clean run
+
+
+class _Captured(Exception):
+    pass
+
+
+@dataclass
+class Clean:
+    """The clean (no knockout) run of one sample through the text decoder.
+
+    Attributes:
+        embeds: inputs_embeds ``[1, L, d]`` as the VLM passed them to its text model (video features merged).
+        position_ids: as passed (``[1, L]``, or ``[k, 1, L]`` for mRoPE), or None.
+        lm_kwargs: any other keyword arguments the VLM passed to its text model.
+        keys, values: per layer ``[1, H_kv, L, D]`` from the clean run.
+        layer_inputs: per layer, the hidden states entering it ``[1, L, d]``; ``layer_inputs[n_layers]`` is the
+            last layer's output before the final norm.
+        logits: last-position logits ``[vocab]``.
+    """
+
+    embeds: torch.Tensor
+    position_ids: torch.Tensor | None
+    lm_kwargs: dict
+    keys: list
+    values: list
+    layer_inputs: list
+    logits: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return self.embeds.shape[1]
+
+
+_LM_KEYS = ("inputs_embeds", "position_ids", "attention_mask", "cache", "use_cache", "input_ids",
+            "past_key_values", "output_hidden_states", "output_attentions", "return_dict")
+
+
+def capture_lm_inputs(adapter, inputs) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+    """Run the VLM only up to its text model and return what it passes there: (embeds, position_ids, kwargs)."""
+    got = {}
+
+    def hook(_module, _args, kwargs):
+        got.update(kwargs)
+        raise _Captured
+
+    h = adapter.language_model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with torch.inference_mode():
+            adapter.model(**inputs, use_cache=False)
+    except _Captured:
+        pass
+    finally:
+        h.remove()
+    if "inputs_embeds" not in got or got["inputs_embeds"] is None:
+        raise RuntimeError(f"{type(adapter.model).__name__} did not call its text model with inputs_embeds")
+    extra = {k: v for k, v in got.items() if k not in _LM_KEYS}
+    return got["inputs_embeds"], got.get("position_ids"), extra
+
+
+def _expand_pos(pos: torch.Tensor | None, start: int, batch: int, length: int, device) -> torch.Tensor:
+    if pos is None:
+        pos = torch.arange(length, device=device)[None]
+    pos = pos[..., start:]
+    return pos.expand(*pos.shape[:-2], batch, pos.shape[-1])
+
+
+@torch.inference_mode()
+def clean_run(adapter, inputs) -> Clean:
+    """The clean run of one processed sample (batch 1), through the same text-model path the knockouts use."""
+    enable(adapter.model)
+    embeds, pos, extra = capture_lm_inputs(adapter, inputs)
+    layer_inputs: list = []
+    record = lambda m, a, kw: layer_inputs.append((a[0] if a else kw["hidden_states"]).detach())  # noqa: E731
+    modules = list(adapter.language_model.layers) + [adapter.final_norm]
+    hooks = [m.register_forward_pre_hook(record, with_kwargs=True) for m in modules]
+    try:
+        with _plan(_Plan(None, 0, {})) as plan:
+            out = adapter.language_model(inputs_embeds=embeds, position_ids=pos, use_cache=True, **extra)
+    finally:
+        for h in hooks:
+            h.remove()
+    _check_calls(plan, adapter.num_layers, 1)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    keys = [cache.layers[i].keys for i in range(adapter.num_layers)]
+    values = [cache.layers[i].values for i in range(adapter.num_layers)]
+    last = out.last_hidden_state[:, -1]
+    logits = adapter.lm_head(last)[0].float()
+    return Clean(embeds, pos, extra, keys, values, layer_inputs, logits)
+
+
+def _check_calls(plan: _Plan, n_layers: int, expected: int, layers: Iterable[int] | None = None) -> None:
+    layers = range(n_layers) if layers is None else layers
+    bad = {l: plan.calls.get(l, 0) for l in layers if plan.calls.get(l, 0) != expected}
+    if bad:
+        raise RuntimeError(f"the knockout attention ran {bad} times (layer: calls) instead of {expected} per layer: "
+                           "the model is not using it. Call knockout.enable(model) and check that its text "
+                           "attention honours config._attn_implementation.")
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+
+def _first_query(pairs: torch.Tensor) -> int:
+    rows = pairs.any(-1).nonzero()
+    return int(rows[0, 0]) if len(rows) else pairs.shape[0]
+
+
+def _uniform_layers(lm) -> bool:
+    kinds = getattr(lm.config, "layer_types", None)
+    return kinds is None or len(set(kinds)) <= 1
+
+
+@torch.inference_mode()
+def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec], reuse_prefix: bool = True,
+              layer_start: bool = True) -> torch.Tensor:
+    """One forward for a batch of specs (one per row); returns last-position logits ``[len(specs), vocab]``."""
+    from transformers import DynamicCache
+
+    n, L, lm = len(specs), clean.length, adapter.language_model
+    pairs = torch.stack([blocked_pairs(s.blocks, spans) for s in specs])  # [n, L, L]
+    p0 = min(_first_query(p) for p in pairs) if reuse_prefix else 0
+    p0 = min(p0, L - 1)
+    starts = [s.layers[0] for s in specs if not s.empty]
+    l0 = min(starts) if (starts and layer_start and _uniform_layers(lm)) else 0
+    dev = clean.embeds.device
+    active = {}
+    for layer in range(adapter.num_layers):
+        rows = torch.tensor([layer in s.layers for s in specs], device=dev)
+        if rows.any():
+            active[layer] = rows
+    plan = _Plan(pairs[:, None, p0:, :].to(dev), p0, active)
+    cache = None
+    if p0 > 0:
+        cache = DynamicCache(config=lm.config)
+        for i in range(adapter.num_layers):
+            k = clean.keys[i][:, :, :p0].expand(n, -1, -1, -1).contiguous()
+            v = clean.values[i][:, :, :p0].expand(n, -1, -1, -1).contiguous()
+            cache.update(k, v, i)
+    hidden = clean.layer_inputs[l0][:, p0:].expand(n, -1, -1)
+    pos = _expand_pos(clean.position_ids, p0, n, L, dev)
+    extra = {k: (v[..., p0:] if torch.is_tensor(v) and v.shape[-1] == L else v) for k, v in clean.lm_kwargs.items()}
+    original = lm.layers
+    try:
+        if l0 > 0:
+            lm.layers = torch.nn.ModuleList(list(original)[l0:])
+        with _plan(plan):
+            out = lm(inputs_embeds=hidden, position_ids=pos, cache=cache, use_cache=cache is not None, **extra)
+    finally:
+        lm.layers = original
+    _check_calls(plan, adapter.num_layers, 1, layers=range(l0, adapter.num_layers))
+    return adapter.lm_head(out.last_hidden_state[:, -1]).float()
+
+
+def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec], answer_ids: Sequence[int],
+              batch_size: int = 8, reuse_prefix: bool = True, layer_start: bool = True) -> torch.Tensor:
+    """Probabilities of the answer tokens at the last position under each spec: ``[len(specs), len(answer_ids)]``.
+
+    Softmax over the full vocabulary, as the paper's %change uses. Empty specs return the clean probabilities
+    without a forward. Specs are sorted by their first blocked query so that batches share long prefixes.
+    """
+    enable(adapter.model)
+    ids = torch.tensor(list(answer_ids))
+    out = torch.empty(len(specs), len(ids))
+    clean_p = torch.softmax(clean.logits, -1)[ids].cpu()
+    todo = [i for i, s in enumerate(specs) if not s.empty]
+    for i, s in enumerate(specs):
+        if s.empty:
+            out[i] = clean_p
+    firsts = {i: _first_query(blocked_pairs(specs[i].blocks, spans)) for i in todo}
+    todo.sort(key=lambda i: (firsts[i], specs[i].layers[0]))
+    for b in range(0, len(todo), batch_size):
+        chunk = todo[b:b + batch_size]
+        logits = run_specs(adapter, clean, spans, [specs[i] for i in chunk], reuse_prefix, layer_start)
+        out[chunk] = torch.softmax(logits, -1)[:, ids].cpu()
+    return out
