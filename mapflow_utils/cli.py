@@ -110,6 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     book.add_argument("--no-execute", action="store_true", help="build from the executed notebooks as they are")
     book.add_argument("--chapters", nargs="*", default=None, help="execute only these chapters")
 
+    sub.add_parser("train", help="train the embedded models (see mapflow train -h)", add_help=False)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from .train import main as train_main
+
+        return train_main(argv[1:])
     args = parser.parse_args(argv)
     if args.cmd == "data":
         from .synthetic import LONG, SynthConfig, write_tvbench

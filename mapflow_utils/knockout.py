@@ -197,6 +197,8 @@ def register() -> str:
 def enable(model) -> None:
     """Route the text model's attention through :func:`knockout_attention` (the vision tower keeps its own)."""
     register()
+    if getattr(model.config.get_text_config(), "_attn_implementation", None) == ATTN_NAME:
+        return
     if hasattr(model.config, "text_config") and model.config.text_config is not model.config:
         model.set_attn_implementation({"text_config": ATTN_NAME})
     else:
@@ -331,6 +333,7 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec]
     """One forward for a batch of specs (one per row); returns last-position logits ``[len(specs), vocab]``."""
     from transformers import DynamicCache
 
+    enable(adapter.model)
     n, L, lm = len(specs), clean.length, adapter.language_model
     pairs = torch.stack([blocked_pairs(s.blocks, spans) for s in specs])  # [n, L, L]
     p0 = min(_first_query(p) for p in pairs) if reuse_prefix else 0

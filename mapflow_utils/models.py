@@ -6,14 +6,40 @@ states), the final norm, ``lm_head``, the input embeddings, the number of text l
 from the config / tokenizer, never hard-coded), how to call the processor, and how the video tokens split into
 frames.
 
-Support matrix (transformers 5.x): see :data:`SUPPORT`.
+Support matrix (transformers 5.24), see :data:`SUPPORT`. Each class is ``<Name>ForConditionalGeneration``; the
+language model is ``model.model.language_model`` for all six. "tiny" is what ``tests/tiny_vlms.py`` gives for 8
+frames of 64x64: video tokens per frame (+ text tokens the processor inserts per frame, with the tiny BPE).
+"positions" is what the model passes to the language model as ``position_ids``.
+
+============== ========== ================================================== ============= =====================
+Name           text model video tokens (layout)                              tiny          positions
+============== ========== ================================================== ============= =====================
+LlavaNextVideo llama      ``<video>`` x pooled patches, frame after frame    4             none (0..L-1)
+LlavaOnevision qwen2      ``<video>`` x pooled patches, frame after frame,   4, last 4+1   none (0..L-1)
+                          then one image-newline ``<video>``
+Qwen2VL        qwen2_vl   ``<|video_pad|>`` x merged patches per temporal    4 per 2       mRoPE ``[3, B, L]``
+                          group of ``temporal_patch_size`` (2) frames,       frames        (t, h, w)
+                          between ``<|vision_start|>``/``<|vision_end|>``
+Qwen2_5_VL     qwen2_5_vl as Qwen2-VL                                        4 per 2       mRoPE ``[3, B, L]``,
+                                                                             frames        t from the fps
+InternVL       qwen2      ``FrameN: <img>`` + ``<IMG_CONTEXT>`` x shuffled   4 (+8)        none (0..L-1)
+                          patches + ``</img>``, joined by newlines
+VideoLlama3    qwen2      ``Time t s:`` + ``<|video_pad|>`` x merged         <= 4 (+10)    none (0..L-1)
+                          patches, joined by ``,``
+============== ========== ================================================== ============= =====================
+
+Notes: Qwen2-VL/2.5-VL need ``mm_token_type_ids`` for mRoPE (their processors return it; :meth:`Adapter.inputs`
+asks for it explicitly). Qwen2.5-VL (time positions) and VideoLLaMA3 (timestamps) read the frame rate from video
+metadata, which :meth:`Adapter.inputs` passes. InternVL feeds frames as images (``pixel_values``), so its video
+token is ``<IMG_CONTEXT>`` (``config.image_token_id``). VideoLLaMA3 compresses tokens of patches that do not
+change between frames, so a frame has at most 4 video tokens in the tiny config (possibly 0).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,20 +53,95 @@ class UnsupportedModelError(ValueError):
 
 @dataclass(frozen=True)
 class Family:
-    """One supported model class: how its video tokens are laid out and how to call its processor."""
+    """One supported model class: how its video tokens are laid out and how to call its processor.
+
+    ``frames`` says how the video range splits into frames (see :meth:`Adapter.frame_ranges`):
+
+    * ``equal``: the same number of tokens per frame;
+    * ``equal+newline``: the same number per frame plus one trailing image-newline token (given to the last frame);
+    * ``groups``: one range per temporal group of ``temporal_patch_size`` frames (equal sizes);
+    * ``marked``: each frame ends with the end-of-image token; its ``FrameN:`` text and ``<img>`` go with it;
+    * ``timestamped``: each frame starts with its timestamp text (``Time 0.0s:``); separators go to the frame
+      before.
+
+    ``video_token_attr`` is the config attribute holding the id of the video tokens in the expanded ``input_ids``;
+    ``positions`` is ``1d`` or ``mrope`` (3-row ``position_ids``); ``needs_fps`` marks processors that read the
+    frame rate from video metadata (timestamps, temporal positions).
+    """
 
     model_class: str
     text_family: str
-    frames: str  # how the video token run splits into frames: "equal", "groups" (temporal patches), ...
+    frames: str
     note: str = ""
+    video_token_attr: str = "video_token_id"
+    positions: str = "1d"
+    needs_fps: bool = False
 
 
 #: The support matrix: model class -> family facts. Tested on tiny random-weight configs in tests/.
-SUPPORT: dict[str, Family] = {
-    "LlavaNextVideoForConditionalGeneration": Family(
-        "LlavaNextVideoForConditionalGeneration", "llama", "equal",
-        "LLaVA-NeXT-Video (the paper's main family); T frames x (pooled) patches, contiguous"),
-}
+SUPPORT: dict[str, Family] = {f.model_class: f for f in (
+    Family("LlavaNextVideoForConditionalGeneration", "llama", "equal",
+           "LLaVA-NeXT-Video (the paper's main family); T frames x (pooled) patches, contiguous",
+           video_token_attr="video_token_index"),
+    Family("LlavaOnevisionForConditionalGeneration", "qwen2", "equal+newline",
+           "T frames x (pooled) patches, then one image-newline token", video_token_attr="video_token_index"),
+    Family("Qwen2VLForConditionalGeneration", "qwen2_vl", "groups",
+           "temporal groups of temporal_patch_size frames; mRoPE (3-row position_ids)", positions="mrope"),
+    Family("Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl", "groups",
+           "as Qwen2-VL; mRoPE time positions use the fps", positions="mrope", needs_fps=True),
+    Family("InternVLForConditionalGeneration", "qwen2", "marked",
+           "frames as images: 'FrameN: <img>' + <IMG_CONTEXT> x n + '</img>', newline-joined",
+           video_token_attr="image_token_id"),
+    Family("VideoLlama3ForConditionalGeneration", "qwen2", "timestamped",
+           "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression", needs_fps=True),
+)}
+
+
+def expansion_range(unexpanded_ids: Sequence[int], expanded_ids: Sequence[int]) -> range:
+    """The range of ``expanded_ids`` that replaced the placeholder of ``unexpanded_ids``.
+
+    ``unexpanded_ids`` is the prompt tokenized as is (the video placeholder is one or a few tokens);
+    ``expanded_ids`` is the processor's ``input_ids`` for the same prompt. They share a prefix and a suffix; the
+    middle of ``expanded_ids`` is the expansion. When the expansion starts (or ends) with the placeholder token
+    itself (e.g. ``<|video_pad|>`` -> ``<|video_pad|>`` x n), the shared prefix (suffix) would swallow it; the
+    placeholder is then taken to be the token the expansion repeats most.
+    """
+    u, e = [int(i) for i in unexpanded_ids], [int(i) for i in expanded_ids]
+    limit = min(len(u), len(e))
+    pre = 0
+    while pre < limit and u[pre] == e[pre]:
+        pre += 1
+    suf = 0
+    while suf < limit - pre and u[-1 - suf] == e[-1 - suf]:
+        suf += 1
+    if len(e) <= len(u):
+        raise ValueError(f"no expansion: {len(e)} expanded ids vs {len(u)} unexpanded ids")
+    if len(u) - pre - suf == 0:  # the placeholder was matched into the prefix or the suffix
+        if pre == 0 and suf == 0:
+            raise ValueError("empty unexpanded ids")
+        back_pre = e[pre - 1:len(e) - suf].count(u[pre - 1]) if pre else -1
+        back_suf = e[pre:len(e) - suf + 1].count(u[len(u) - suf]) if suf else -1
+        if back_pre >= back_suf:
+            pre -= 1
+        else:
+            suf -= 1
+    return range(pre, len(e) - suf)
+
+
+def _id_list(input_ids) -> list[int]:
+    """``input_ids`` (tensor / array / list, ``[L]`` or ``[1, L]``) as a flat list of ints."""
+    ids = input_ids.tolist() if hasattr(input_ids, "tolist") else list(input_ids)
+    if ids and isinstance(ids[0], list):
+        if len(ids) != 1:
+            raise ValueError(f"frame_ranges takes one sequence, got a batch of {len(ids)}")
+        ids = ids[0]
+    return [int(i) for i in ids]
+
+
+def _cuts_equal(n: int, parts: int, what: str) -> list[int]:
+    if parts <= 0 or n % parts:
+        raise ValueError(f"{n} video tokens do not split into {parts} equal {what}")
+    return [i * (n // parts) for i in range(parts + 1)]
 
 
 @dataclass
@@ -54,7 +155,9 @@ class Adapter:
         language_model: the text decoder stack (``model.model.language_model``).
         lm_head: the output projection.
         num_layers: number of text decoder layers.
-        video_token_id: the id of the video placeholder token in ``input_ids``.
+        video_token_id: the id of the tokens in the expanded ``input_ids`` whose embeddings the model replaces by
+            video features (for InternVL, ``<IMG_CONTEXT>``: it feeds frames as images).
+        processor_kwargs: extra keyword arguments for every processor call.
     """
 
     family: Family
@@ -80,19 +183,60 @@ class Adapter:
     def tokenizer(self):
         return self.processor.tokenizer
 
-    def inputs(self, frames: np.ndarray, text: str):
-        """Processor output for one sample: uint8 frames ``[T, H, W, 3]`` and the rendered prompt text."""
-        return self.processor(text=text, videos=[frames], return_tensors="pt", **self.processor_kwargs)
+    def inputs(self, frames: np.ndarray, text: str, fps: float | None = None):
+        """Processor output for one sample, ready for ``model(**inputs)``.
+
+        ``frames`` are uint8 ``[T, H, W, 3]``, ``text`` the rendered prompt. ``fps`` is the rate of the sampled
+        frames; families that need it (Qwen2.5-VL time positions, VideoLLaMA3 timestamps) get it as video
+        metadata, 1.0 (one frame per second) when not given.
+        """
+        kwargs = dict(self.processor_kwargs)
+        if self.family.needs_fps and "video_metadata" not in kwargs:
+            from transformers.video_utils import VideoMetadata
+
+            n = len(frames)
+            kwargs["video_metadata"] = [VideoMetadata(total_num_frames=n, fps=float(fps or 1.0),
+                                                      frames_indices=list(range(n)))]
+        return self.processor(text=text, videos=[frames], return_tensors="pt", **kwargs)
 
     def frame_ranges(self, input_ids, video: range, num_frames: int) -> list[range]:
-        """Token ranges of each frame (or temporal group) inside the ``video`` range of the expanded ids."""
-        n = len(video)
-        if self.family.frames == "equal":
-            if n % num_frames:
-                raise ValueError(f"{n} video tokens do not split into {num_frames} equal frames")
-            per = n // num_frames
-            return [range(video.start + i * per, video.start + (i + 1) * per) for i in range(num_frames)]
-        raise NotImplementedError(self.family.frames)
+        """Token ranges of each frame inside the ``video`` range of the expanded ids.
+
+        The ranges are contiguous, do not overlap and cover ``video`` exactly; per-frame text the processor
+        inserts (InternVL's ``FrameN:``, VideoLLaMA3's ``Time t s:``) belongs to its frame. For Qwen2-VL/2.5-VL the
+        vision tower merges ``temporal_patch_size`` consecutive frames into one group of tokens: there is then one
+        range per group, i.e. ``num_frames // temporal_patch_size`` ranges (rounded up: the processor pads the
+        last group by repeating the last frame).
+        """
+        ids = _id_list(input_ids)[video.start:video.stop]
+        n, kind = len(ids), self.family.frames
+        if len(ids) != len(video):
+            raise ValueError(f"video range {video} lies outside the {len(_id_list(input_ids))} input ids")
+        if kind == "equal":
+            cuts = _cuts_equal(n, num_frames, "frames")
+        elif kind == "equal+newline":
+            cuts = _cuts_equal(n - 1, num_frames, "frames (plus one newline token)")
+            cuts[-1] = n
+        elif kind == "groups":
+            tps = int(self.model.config.vision_config.temporal_patch_size)
+            cuts = _cuts_equal(n, -(-num_frames // tps), f"temporal groups of {tps} frames")
+        elif kind == "marked":
+            end = self.tokenizer.convert_tokens_to_ids(self.processor.end_image_token)
+            ends = [i + 1 for i, t in enumerate(ids) if t == end]
+            if len(ends) != num_frames or ends[-1] != n:
+                raise ValueError(f"expected {num_frames} frames each ending with {self.processor.end_image_token!r} "
+                                 f"(id {end}); found {len(ends)}")
+            cuts = [0] + ends
+        elif kind == "timestamped":
+            marker = ids[0] if ids else None  # the first token of every frame's timestamp text
+            starts = [i for i, t in enumerate(ids) if t == marker]
+            if marker == self.video_token_id or len(starts) != num_frames:
+                raise ValueError(f"expected {num_frames} frames each starting with timestamp token {marker}; "
+                                 f"found {len(starts)}")
+            cuts = starts + [n]
+        else:
+            raise NotImplementedError(kind)
+        return [range(video.start + a, video.start + b) for a, b in zip(cuts, cuts[1:])]
 
 
 def _check_transformers() -> None:
@@ -118,14 +262,13 @@ def adapter_for(model, processor) -> Adapter:
                                     "it, add a Family to mapflow_utils.models.SUPPORT and a tiny-config test.")
     fam = SUPPORT[name]
     lm = model.model.language_model
-    cfg = model.config
-    vid = getattr(cfg, "video_token_id", None)
-    if vid is None:
-        vid = getattr(cfg, "video_token_index", None)
+    vid = getattr(model.config, fam.video_token_attr, None)
     if vid is None:
         vid = processor.tokenizer.convert_tokens_to_ids(processor.tokenizer.video_token)
+    # Qwen-VL processors return `mm_token_type_ids` (needed for mRoPE) by default; ask for it explicitly anyway
+    kwargs = {"return_mm_token_type_ids": True} if fam.positions == "mrope" else {}
     return Adapter(family=fam, model=model, processor=processor, language_model=lm, lm_head=model.lm_head,
-                   num_layers=len(lm.layers), video_token_id=int(vid))
+                   num_layers=len(lm.layers), video_token_id=int(vid), processor_kwargs=kwargs)
 
 
 def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, device_map: Any = None,

@@ -40,8 +40,8 @@ class TinyConfig:
 
     image_size: int = 64
     patch_size: int = 8
-    vision_hidden: int = 96
-    vision_layers: int = 3
+    vision_hidden: int = 64
+    vision_layers: int = 2
     vision_heads: int = 4
     hidden: int = 128
     layers: int = 8

@@ -1,0 +1,167 @@
+"""The knockout engine: exact against plain references, impossible to bypass silently, and its fast paths equal
+full recomputation."""
+
+import functools
+
+import pytest
+import torch
+
+from mapflow_utils import knockout as K
+from mapflow_utils import paths, tiny
+from mapflow_utils.data import load_tvbench
+from mapflow_utils.experiments import prepare
+from mapflow_utils.models import adapter_for
+
+TINY = tiny.TinyConfig(layers=4, hidden=64, intermediate=128, vision_layers=1, vision_hidden=32)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_llava():
+    model, processor = tiny.build(TINY, seed=0)
+    return adapter_for(model, processor)
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(index: int = 320, answer_format: str = "content"):
+    ad = tiny_llava()
+    return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], answer_format)
+
+
+# ------------------------------------------------------------------------------- a plain eager reference
+
+_REF_MASKS: dict = {}
+
+
+def reference_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention with an explicit additive float mask per layer (causal + blocked = -inf)."""
+    n_rep = query.shape[1] // key.shape[1]
+    k = key.repeat_interleave(n_rep, dim=1)
+    v = value.repeat_interleave(n_rep, dim=1)
+    scores = (query @ k.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    scores = scores + _REF_MASKS[module.layer_idx][..., -query.shape[2]:, : key.shape[2]]
+    w = torch.softmax(scores.float(), dim=-1).to(query.dtype)
+    return (w @ v).transpose(1, 2).contiguous(), w
+
+
+def reference_logits(ad, prep, spec):
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register("mapflow_reference", reference_attention)
+    AttentionMaskInterface.register("mapflow_reference", sdpa_mask)
+    L = prep.spans.length
+    causal = torch.full((L, L), float("-inf")).triu(1)
+    blocked = torch.where(K.blocked_pairs(spec.blocks, prep.spans), float("-inf"), 0.0)
+    for layer in range(ad.num_layers):
+        _REF_MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
+    ad.model.set_attn_implementation({"text_config": "mapflow_reference"})
+    try:
+        with torch.no_grad():
+            return ad.model(**prep.inputs).logits[0, -1].float()
+    finally:
+        ad.model.set_attn_implementation({"text_config": "sdpa"})
+
+
+SPECS = [
+    K.KnockoutSpec((K.CROSS_FRAME,), (0, 1), "cross-frame"),
+    K.KnockoutSpec((K.Block("video", "question"),), (1, 2), "video->question"),
+    K.KnockoutSpec((K.Block("question", "last"),), (2, 3), "question->last"),
+    K.KnockoutSpec((K.Block("last", "last"),), (0, 1, 2, 3), "last->last"),
+    K.KnockoutSpec((K.Block("video", "last"), K.Block("true_option", "last")), (1,), "two blocks"),
+    K.KnockoutSpec((K.Block("false_options", "last"),), (3,), "false->last"),
+]
+
+
+def stock_logits(ad, prep):
+    ad.model.set_attn_implementation({"text_config": "sdpa"})
+    with torch.no_grad():
+        return ad.model(**prep.inputs).logits[0, -1].float()
+
+
+def test_empty_spec_gives_stock_sdpa_logits():
+    ad, prep = prepared()
+    stock = stock_logits(ad, prep)
+    assert (prep.clean.logits - stock).abs().max() <= 1e-6
+    forced = K.run_specs(ad, prep.clean, prep.spans, [K.KnockoutSpec((), ())])[0]
+    assert (forced - stock).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label)
+def test_knockout_equals_eager_reference(spec):
+    ad, prep = prepared()
+    ref = reference_logits(ad, prep, spec)
+    ours = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
+    assert (ours - ref).abs().max() <= 1e-5
+    assert (ref - prep.clean.logits).abs().max() > 1e-4, "the block changed nothing: the test would be vacuous"
+
+
+def test_fast_paths_equal_full_recomputation():
+    ad, prep = prepared()
+    full = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], reuse_prefix=False, layer_start=False)[0]
+                        for s in SPECS])
+    for reuse in (False, True):
+        for start in (False, True):
+            one_by_one = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], reuse, start)[0] for s in SPECS])
+            assert (one_by_one - full).abs().max() <= 1e-5, (reuse, start)
+    batched = K.run_specs(ad, prep.clean, prep.spans, SPECS, True, True)  # a different spec per row
+    assert (batched - full).abs().max() <= 1e-5
+    probs = K.run_sweep(ad, prep.clean, prep.spans, SPECS + [K.KnockoutSpec((), ())], prep.answer_ids, batch_size=4)
+    expect = torch.softmax(torch.cat([full, prep.clean.logits[None]]), -1)[:, prep.answer_ids]
+    assert (probs - expect).abs().max() <= 1e-6
+
+
+def test_blocked_edges_receive_exactly_zero_attention():
+    ad, prep = prepared()
+    spec = K.KnockoutSpec((K.CROSS_FRAME, K.Block("video", "last")), (1,))
+    L = prep.spans.length
+    plan_capture = {"rows": torch.arange(L), "layers": {1}, "out": {}}
+    pairs = K.blocked_pairs(spec.blocks, prep.spans)
+    plan = K._Plan(pairs[None, None], 0, {1: torch.tensor([True])}, capture=plan_capture)
+    with torch.no_grad(), K._plan(plan):
+        ad.language_model(inputs_embeds=prep.clean.embeds)
+    w = plan_capture["out"][1][0]  # [L, L]
+    assert pairs.any()
+    assert torch.all(w[pairs] == 0)
+    assert torch.allclose(w.sum(-1), torch.ones(L), atol=1e-5)
+    assert torch.all(w.triu(1) == 0)  # causal
+
+
+def test_a_model_not_using_the_function_is_detected(monkeypatch):
+    ad, prep = prepared()
+    monkeypatch.setattr(K, "enable", lambda model: None)
+    ad.model.set_attn_implementation({"text_config": "sdpa"})
+    with pytest.raises(RuntimeError, match="is not using it"):
+        K.run_specs(ad, prep.clean, prep.spans, [SPECS[0]])
+
+
+def test_calls_are_counted_once_per_layer():
+    ad, prep = prepared()
+    K.enable(ad.model)
+    plan = K._Plan(None, 0, {})
+    with torch.no_grad(), K._plan(plan):
+        ad.language_model(inputs_embeds=prep.clean.embeds)
+    assert dict(plan.calls) == {i: 1 for i in range(ad.num_layers)}
+
+
+def test_window_is_centred_and_truncated():
+    assert K.window(0, 9, 32) == tuple(range(0, 5))
+    assert K.window(10, 9, 32) == tuple(range(6, 15))
+    assert K.window(31, 9, 32) == tuple(range(27, 32))
+    assert K.window(5, 1, 8) == (5,)
+    assert K.window(4, 4, 8) == (2, 3, 4, 5)
+    with pytest.raises(ValueError):
+        K.window(8, 3, 8)
+    specs = K.sweep_specs([K.CROSS_FRAME], 3, 4)
+    assert [s.layers for s in specs] == [(0, 1), (0, 1, 2), (1, 2, 3), (2, 3)]
+
+
+def test_cross_frame_blocks_exactly_earlier_frames():
+    _, prep = prepared()
+    pairs = K.blocked_pairs([K.CROSS_FRAME], prep.spans)
+    f = prep.spans.frames
+    assert pairs[f[1].start, f[0].start] and pairs[f[7].stop - 1, f[6].start]
+    assert not pairs[f[1].start, f[1].start] and not pairs[f[0].start, f[1].start]
+    assert int(pairs.sum()) == sum(len(a) * len(b) for i, a in enumerate(f) for b in f[:i])
+    # nothing outside video x video
+    v = prep.spans.video
+    assert not pairs[: v.start].any() and not pairs[v.stop:].any() and not pairs[:, v.stop:].any()

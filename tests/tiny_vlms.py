@@ -1,0 +1,262 @@
+"""Tiny random-weight copies of the six supported video-LLM classes, built from local parts only.
+
+``build_tiny(name)`` returns ``(model, processor)`` for a model class name in :data:`FAMILIES`. Every processor is
+the model's real processor class, assembled from:
+
+* a byte-level BPE tokenizer trained here on prompts rendered with that family's chat template (through
+  :func:`mapflow_utils.prompts.build_prompt`) plus :func:`mapflow_utils.tiny.grammar_corpus`, carrying the
+  family's special tokens and tokenizer attributes;
+* the family's own image and video processor classes, set up for 64x64 frames;
+* a chat template written here that mirrors the structure of the family's real one.
+
+Sizes follow transformers' own ModelTester tests: text hidden 64, 3 layers, 4 heads with 2 KV heads (GQA), tiny
+vision towers, a few tokens per frame. Nothing is downloaded. Built models are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from mapflow_utils import tiny
+from mapflow_utils.prompts import FORMATS, build_prompt
+
+FAMILIES: tuple[str, ...] = (
+    "LlavaNextVideoForConditionalGeneration",
+    "LlavaOnevisionForConditionalGeneration",
+    "Qwen2VLForConditionalGeneration",
+    "Qwen2_5_VLForConditionalGeneration",
+    "InternVLForConditionalGeneration",
+    "VideoLlama3ForConditionalGeneration",
+)
+
+FRAME = 64  # frame side in pixels
+TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=1024)
+CHATML_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def _lit(text: str) -> str:
+    """``text`` as a jinja expression, so that transformers' ``trim_blocks`` cannot eat its newlines."""
+    return "{{ " + repr(text) + " }}" if text else ""
+
+
+def _chatml(video: str, image: str, default_system: str = "", role_sep: str = "\n", text_sep: str = "",
+            turn_sep: str = "\n") -> str:
+    """A ChatML template (``<|im_start|>role\\n…<|im_end|>``) with the family's media placeholders.
+
+    ``role_sep`` follows the role name, ``text_sep`` precedes each text part, ``turn_sep`` follows ``<|im_end|>``.
+    """
+    system = ("{% if messages[0]['role'] != 'system' %}" + _lit("<|im_start|>system" + role_sep + default_system
+                                                               + "<|im_end|>" + turn_sep) + "{% endif %}"
+              if default_system else "")
+    return (
+        system
+        + "{% for message in messages %}" + _lit("<|im_start|>") + "{{ message['role'] }}" + _lit(role_sep)
+        + "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+        "{% for c in message['content'] %}"
+        "{% if c['type'] == 'video' %}" + _lit(video)
+        + "{% elif c['type'] == 'image' %}" + _lit(image)
+        + "{% elif c['type'] == 'text' %}" + _lit(text_sep) + "{{ c['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}" + _lit("<|im_end|>" + turn_sep) + "{% endfor %}"
+        "{% if add_generation_prompt %}" + _lit("<|im_start|>assistant\n") + "{% endif %}"
+    )
+
+
+# Per family: chat template, special tokens, tokenizer special-token attributes (pad/eos/bos + extras).
+_QWEN_EXTRAS = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
+                "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"}
+TOKENIZERS: dict[str, dict] = {
+    # LLaVA-OneVision (Qwen2 text): `<|im_start|>user <video>\ntext<|im_end|>`, media first, then "\n"+text.
+    "LlavaOnevisionForConditionalGeneration": dict(
+        template=_chatml("<video>", "<image>", role_sep=" ", text_sep="\n", turn_sep=""),
+        specials=CHATML_SPECIALS + ["<image>", "<video>"],
+        extras={"image_token": "<image>", "video_token": "<video>"}),
+    # Qwen2-VL / Qwen2.5-VL: default system turn, `<|vision_start|><|video_pad|><|vision_end|>` inline.
+    "Qwen2VLForConditionalGeneration": dict(
+        template=_chatml("<|vision_start|><|video_pad|><|vision_end|>", "<|vision_start|><|image_pad|><|vision_end|>",
+                         default_system="You are a helpful assistant."),
+        specials=CHATML_SPECIALS + list(_QWEN_EXTRAS.values()), extras=_QWEN_EXTRAS),
+    # InternVL (Qwen2 text): `<video>\n` in the user turn, expanded to "Frame1: <img><IMG_CONTEXT>…</img>\n…".
+    "InternVLForConditionalGeneration": dict(
+        template=_chatml("<video>\n", "<image>\n"),
+        specials=CHATML_SPECIALS + ["<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<image>"],
+        extras={"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+                "video_token": "<video>"}),
+    # VideoLLaMA3 (Qwen2 text): `<|video_pad|>\n`, expanded to "Time 0.0s:<|video_pad|>…,Time 1.0s:…".
+    "VideoLlama3ForConditionalGeneration": dict(
+        template=_chatml("<|video_pad|>\n", "<|image_pad|>\n"),
+        specials=CHATML_SPECIALS + list(_QWEN_EXTRAS.values()), extras=_QWEN_EXTRAS),
+}
+TOKENIZERS["Qwen2_5_VLForConditionalGeneration"] = TOKENIZERS["Qwen2VLForConditionalGeneration"]
+
+
+class _TemplateOnly:
+    """Renders a chat template for the tokenizer corpus (before the tokenizer exists)."""
+
+    def __init__(self, template: str):
+        from jinja2 import Environment
+
+        # the same jinja settings as transformers' apply_chat_template
+        self.template = Environment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=False):
+        return self.template.render(messages=messages, add_generation_prompt=add_generation_prompt)
+
+
+def _corpus(template: str, n_questions: int = 10):
+    """Prompts of a few synthetic questions in every answer format, the grammar corpus, per-frame markers."""
+    from mapflow_utils import paths
+    from mapflow_utils.data import load_tvbench
+
+    proc = _TemplateOnly(template)
+    for s in list(load_tvbench(paths.SYNTHETIC))[::50][:n_questions]:
+        for fmt in FORMATS:
+            p = build_prompt(proc, s.question, s.candidates, fmt, task=s.task)
+            yield p.text + p.answers[s.answer_index]
+    yield from tiny.grammar_corpus(n=4)
+    yield "\n".join(f"Frame{i + 1}: " for i in range(16)) + ",".join(f"Time {i:.1f}s:" for i in range(16))
+
+
+def _tokenizer(name: str, vocab_size: int = 512):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    spec = TOKENIZERS[name]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=spec["specials"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(_corpus(spec["template"]), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+                                   extra_special_tokens=dict(spec["extras"]))
+    fast.chat_template = spec["template"]
+    fast.padding_side = "left"
+    return fast
+
+
+def _text_ids(tok) -> dict:
+    return dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                bos_token_id=tok.pad_token_id)
+
+
+# ---------------------------------------------------------------- one builder per family: (config, processor)
+
+def _llava_next_video():
+    cfg = tiny.TinyConfig(image_size=FRAME, patch_size=16, vision_hidden=32, vision_layers=2, vision_heads=2,
+                          hidden=TEXT["hidden_size"], layers=TEXT["num_hidden_layers"],
+                          heads=TEXT["num_attention_heads"], kv_heads=TEXT["num_key_value_heads"],
+                          intermediate=TEXT["intermediate_size"], vocab_size=512)
+    tok = tiny.build_tokenizer(cfg.vocab_size)
+    return tiny.build_config(tok, cfg), tiny.build_processor(tok, cfg)
+
+
+def _llava_onevision(name):
+    from transformers import (LlavaOnevisionConfig, LlavaOnevisionImageProcessor, LlavaOnevisionProcessor,
+                              LlavaOnevisionVideoProcessor, Qwen2Config, SiglipVisionConfig)
+
+    tok = _tokenizer(name)
+    size = {"height": FRAME, "width": FRAME}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=[[FRAME, FRAME]]),
+        video_processor=LlavaOnevisionVideoProcessor(size=size), tokenizer=tok,
+        num_image_tokens=(FRAME // 16) ** 2, vision_feature_select_strategy="full",
+        chat_template=TOKENIZERS[name]["template"])
+    config = LlavaOnevisionConfig(
+        vision_config=SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, image_size=FRAME, patch_size=16),
+        text_config=Qwen2Config(**TEXT, **_text_ids(tok)),
+        image_token_index=tok.convert_tokens_to_ids("<image>"), video_token_index=tok.convert_tokens_to_ids("<video>"),
+        vision_feature_select_strategy="full", vision_feature_layer=-1, image_grid_pinpoints=[[FRAME, FRAME]])
+    return config, processor
+
+
+def _qwen_vl(name):
+    import transformers as tf
+
+    v25 = name.startswith("Qwen2_5")
+    tok = _tokenizer(name)
+    size = {"shortest_edge": 56 * 56, "longest_edge": FRAME * FRAME}  # 64x64 frames -> 56x56 -> 4x4 patches of 14
+    proc_cls = tf.Qwen2_5_VLProcessor if v25 else tf.Qwen2VLProcessor
+    processor = proc_cls(image_processor=tf.Qwen2VLImageProcessor(size=size),
+                         video_processor=tf.Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True),
+                         tokenizer=tok, chat_template=TOKENIZERS[name]["template"])
+    text = dict(**TEXT, **_text_ids(tok),
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    if v25:
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1],
+                      tokens_per_second=2)
+        text_cfg, cfg_cls = tf.Qwen2_5_VLTextConfig(**text), tf.Qwen2_5_VLConfig
+    else:
+        vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2)
+        text_cfg, cfg_cls = tf.Qwen2VLTextConfig(**text), tf.Qwen2VLConfig
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in
+           dict(image_token_id="<|image_pad|>", video_token_id="<|video_pad|>",
+                vision_start_token_id="<|vision_start|>", vision_end_token_id="<|vision_end|>").items()}
+    return cfg_cls(text_config=text_cfg, vision_config=vision, **ids), processor
+
+
+def _internvl(name):
+    from transformers import (GotOcr2ImageProcessor, InternVLConfig, InternVLProcessor, InternVLVideoProcessor,
+                              InternVLVisionConfig, Qwen2Config)
+
+    tok = _tokenizer(name)
+    size = {"height": FRAME, "width": FRAME}
+    per_frame = (FRAME // 16 // 2) ** 2  # 4x4 patches, pixel-shuffled by downsample_ratio 0.5 -> 2x2
+    processor = InternVLProcessor(image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False),
+                                  video_processor=InternVLVideoProcessor(size=size), tokenizer=tok,
+                                  image_seq_length=per_frame, chat_template=TOKENIZERS[name]["template"])
+    config = InternVLConfig(
+        vision_config=InternVLVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=2, image_size=FRAME, patch_size=16),
+        text_config=Qwen2Config(**TEXT, **_text_ids(tok)),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=per_frame,
+        downsample_ratio=0.5, tie_word_embeddings=False)
+    return config, processor
+
+
+def _videollama3(name):
+    from transformers import (Qwen2Config, VideoLlama3Config, VideoLlama3ImageProcessor, VideoLlama3Processor,
+                              VideoLlama3VideoProcessor, VideoLlama3VisionConfig)
+
+    tok = _tokenizer(name)
+    processor = VideoLlama3Processor(
+        image_processor=VideoLlama3ImageProcessor(size={"shortest_edge": 56 * 56, "longest_edge": FRAME * FRAME}),
+        # the video processor divides `longest_edge` by the number of frames: budget for up to 16 frames
+        video_processor=VideoLlama3VideoProcessor(size={"shortest_edge": 56 * 56,
+                                                        "longest_edge": 16 * FRAME * FRAME}),
+        tokenizer=tok, chat_template=TOKENIZERS[name]["template"])
+    config = VideoLlama3Config(
+        text_config=Qwen2Config(**TEXT, **_text_ids(tok)),
+        vision_config=VideoLlama3VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                              num_attention_heads=2, patch_size=14),
+        image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tok.convert_tokens_to_ids("<|video_pad|>"))
+    return config, processor
+
+
+_BUILDERS = {
+    "LlavaNextVideoForConditionalGeneration": lambda name: _llava_next_video(),
+    "LlavaOnevisionForConditionalGeneration": _llava_onevision,
+    "Qwen2VLForConditionalGeneration": _qwen_vl,
+    "Qwen2_5_VLForConditionalGeneration": _qwen_vl,
+    "InternVLForConditionalGeneration": _internvl,
+    "VideoLlama3ForConditionalGeneration": _videollama3,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def build_tiny(name: str, seed: int = 0):
+    """A random-weight tiny ``name`` model (eval mode) and its real processor: ``(model, processor)``."""
+    import torch
+    import transformers
+
+    if name not in _BUILDERS:
+        raise KeyError(f"no tiny builder for {name}; known: {', '.join(FAMILIES)}")
+    config, processor = _BUILDERS[name](name)
+    torch.manual_seed(seed)
+    model = getattr(transformers, name)(config)
+    model.eval()
+    return model, processor
