@@ -262,7 +262,7 @@ def capture_lm_inputs(adapter, inputs) -> tuple[torch.Tensor, torch.Tensor | Non
 
     h = adapter.language_model.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        with torch.inference_mode():
+        with torch.no_grad():
             adapter.model(**inputs, use_cache=False)
     except _Captured:
         pass
@@ -281,7 +281,7 @@ def _expand_pos(pos: torch.Tensor | None, start: int, batch: int, length: int, d
     return pos.expand(*pos.shape[:-2], batch, pos.shape[-1])
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def clean_run(adapter, inputs) -> Clean:
     """The clean run of one processed sample (batch 1), through the same text-model path the knockouts use."""
     enable(adapter.model)
@@ -327,7 +327,7 @@ def _uniform_layers(lm) -> bool:
     return kinds is None or len(set(kinds)) <= 1
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec], reuse_prefix: bool = True,
               layer_start: bool = True) -> torch.Tensor:
     """One forward for a batch of specs (one per row); returns last-position logits ``[len(specs), vocab]``."""

@@ -1,0 +1,46 @@
+"""Attention maps of chosen query rows (e.g. the tokens of "begins" or "first") onto the video, per layer (§3.3,
+Fig. 5), computed inside the knockout attention function for those rows only: no ``output_attentions``, no eager
+attention, memory O(|Q|·L) per layer instead of O(H·L²).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from . import knockout as K
+from .spans import Spans
+
+
+@torch.no_grad()
+def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], layers: Sequence[int] | None = None,
+                   spec: K.KnockoutSpec | None = None) -> torch.Tensor:
+    """Attention weights (mean over heads) of the query ``rows`` onto every key, per layer: ``[len(layers), Q, L]``.
+
+    With ``spec`` the maps are taken under that knockout (e.g. cross-frame blocked), otherwise in the clean run.
+    ``layers`` default: all text layers.
+    """
+    K.enable(adapter.model)
+    layers = list(range(adapter.num_layers)) if layers is None else list(layers)
+    rows_t = torch.as_tensor(list(rows), dtype=torch.long)
+    capture = {"rows": rows_t, "layers": set(layers), "out": {}}
+    if spec is not None and not spec.empty:
+        pairs = K.blocked_pairs(spec.blocks, spans)[None, None]
+        active = {l: torch.tensor([True]) for l in spec.layers}
+    else:
+        pairs, active = None, {}
+    plan = K._Plan(pairs, 0, active, capture=capture)
+    with K._plan(plan):
+        adapter.language_model(inputs_embeds=clean.embeds, position_ids=clean.position_ids, **clean.lm_kwargs)
+    K._check_calls(plan, adapter.num_layers, 1)
+    return torch.stack([capture["out"][l][0] for l in layers])
+
+
+def video_maps(weights: torch.Tensor, spans: Spans) -> torch.Tensor:
+    """Reshape attention onto the video into per-frame grids: ``[layers, Q, frames, h, w]`` for square frames
+    (``[layers, Q, frames, tokens]`` otherwise)."""
+    per_frame = torch.stack([weights[..., fr.start:fr.stop] for fr in spans.frames], dim=-2)
+    n = per_frame.shape[-1]
+    side = int(round(n ** 0.5))
+    return per_frame.reshape(*per_frame.shape[:-1], side, side) if side * side == n else per_frame

@@ -1,0 +1,73 @@
+"""Logit lens / answer probability, and attention maps computed for chosen rows only."""
+
+import torch
+
+from mapflow_utils import knockout as K
+from mapflow_utils import lens
+from mapflow_utils.attention import attention_rows, video_maps
+from test_knockout import _REF_MASKS, prepared, reference_attention  # noqa: F401
+
+
+def test_standard_lens_ends_at_the_model_output():
+    ad, prep = prepared()
+    p = lens.answer_probability(ad, prep.clean, prep.answer_ids, "standard")
+    assert p.shape == (ad.num_layers, len(prep.answer_ids))
+    final = torch.softmax(prep.clean.logits, -1)[prep.answer_ids]
+    assert torch.allclose(p[-1], final, atol=1e-6)
+    assert not torch.allclose(p[0], final, atol=1e-4)  # earlier layers are read, not copies of the output
+
+
+def test_paper_lens_projects_layer_inputs_on_input_embeddings():
+    ad, prep = prepared()
+    p = lens.answer_probability(ad, prep.clean, prep.answer_ids, "paper")
+    assert p.shape == (ad.num_layers + 1, len(prep.answer_ids))
+    emb = ad.input_embeddings.weight
+    h0 = prep.clean.embeds[0, -1]  # entering layer 1 = the embedding of the last token
+    expect = torch.softmax((h0 @ emb.T).float(), -1)[prep.answer_ids]
+    assert torch.allclose(p[0], expect, atol=1e-6)
+
+
+def test_top_tokens_and_keyword_counts():
+    ad, prep = prepared()
+    video = list(prep.spans.video)[:10]
+    top = lens.top_tokens(ad, prep.clean, video, k=3)
+    assert top.shape == (ad.num_layers, 10, 3)
+    some = int(top[0, 0, 0])
+    counts = lens.keyword_counts(top, {"x": some})
+    assert counts["x"][0] >= 1 and counts["x"].shape == (ad.num_layers,)
+
+
+def _eager_rows(ad, prep, spec, rows):
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register("mapflow_reference", reference_attention)
+    AttentionMaskInterface.register("mapflow_reference", sdpa_mask)
+    L = prep.spans.length
+    causal = torch.full((L, L), float("-inf")).triu(1)
+    blocked = torch.where(K.blocked_pairs(spec.blocks, prep.spans), float("-inf"), 0.0)
+    for layer in range(ad.num_layers):
+        _REF_MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
+    ad.model.set_attn_implementation({"text_config": "mapflow_reference"})
+    try:
+        with torch.no_grad():
+            out = ad.model(**prep.inputs, output_attentions=True)
+    finally:
+        ad.model.set_attn_implementation({"text_config": "sdpa"})
+    return torch.stack([a[0].mean(0)[rows] for a in out.attentions])
+
+
+def test_attention_rows_match_full_attention_maps():
+    ad, prep = prepared()
+    rows = list(prep.spans.non_option)[:3] + [prep.spans.length - 1]
+    for spec in (K.KnockoutSpec((), ()), K.KnockoutSpec((K.CROSS_FRAME, K.Block("video", "question")), (1, 2))):
+        ours = attention_rows(ad, prep.clean, prep.spans, rows, spec=spec)
+        ref = _eager_rows(ad, prep, spec, rows)
+        assert ours.shape == (ad.num_layers, len(rows), prep.spans.length)
+        assert (ours - ref).abs().max() <= 1e-5
+    blocked = attention_rows(ad, prep.clean, prep.spans, rows, layers=[1], spec=K.KnockoutSpec(
+        (K.Block("video", "question"),), (1,)))
+    v = prep.spans.video
+    assert torch.all(blocked[0, :3, v.start:v.stop] == 0)
+    grids = video_maps(ours, prep.spans)
+    assert grids.shape == (ad.num_layers, len(rows), 8, 4, 4)
