@@ -82,6 +82,8 @@ def expansion_range(unexpanded: Sequence[int], expanded: Sequence[int]) -> tuple
     replaced them in ``expanded`` (common prefix and suffix removed).
     """
     a, b = list(unexpanded), list(expanded)
+    if a == b:  # nothing was expanded
+        return range(0, 0), range(0, 0)
     p = 0
     while p < min(len(a), len(b)) and a[p] == b[p]:
         p += 1

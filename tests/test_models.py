@@ -130,6 +130,21 @@ def test_frame_ranges_reject_a_wrong_frame_count(name):
         adapter.frame_ranges(inputs["input_ids"], video, 5)
 
 
+@pytest.mark.parametrize("family", [n for n in FAMILIES if SUPPORT[n].needs_fps])
+def test_fps_reaches_the_processor(family):
+    adapter, _, _, _ = prepared(family)
+    s = samples()[0]
+    text = build_prompt(adapter.processor, s.question, s.candidates, "letter", task=s.task).text
+    inputs = adapter.inputs(s.frames(NUM_FRAMES), text, fps=2.0)
+    if family.startswith("Qwen2_5"):  # seconds per temporal group = temporal_patch_size / fps
+        assert inputs["second_per_grid_ts"].tolist() == [1.0]
+    else:
+        ids = inputs["input_ids"][0].tolist()
+        video = expansion_range(adapter.tokenizer(text)["input_ids"], ids)
+        frames = adapter.frame_ranges(ids, video, NUM_FRAMES)
+        assert adapter.tokenizer.decode(ids[frames[3].start:frames[3].stop]).startswith("Time 1.5s:")
+
+
 def test_language_model_reproduces_the_logits(name):
     adapter, inputs, _, video = prepared(name)
     seen = {}
