@@ -24,7 +24,7 @@ Qwen2_5_VL     qwen2_5_vl as Qwen2-VL                                        4 p
                                                                              frames        t from the fps
 InternVL       qwen2      ``FrameN: <img>`` + ``<IMG_CONTEXT>`` x shuffled   4 (+8)        none (0..L-1)
                           patches + ``</img>``, joined by newlines
-VideoLlama3    qwen2      ``Time t s:`` + ``<|video_pad|>`` x merged         <= 4 (+10)    none (0..L-1)
+VideoLlama3    qwen2      ``Time t s:`` + ``<|video_pad|>`` x merged         1-4 (+10)     none (0..L-1)
                           patches, joined by ``,``
 ============== ========== ================================================== ============= =====================
 
@@ -32,7 +32,7 @@ Notes: Qwen2-VL/2.5-VL need ``mm_token_type_ids`` for mRoPE (their processors re
 asks for it explicitly). Qwen2.5-VL (time positions) and VideoLLaMA3 (timestamps) read the frame rate from video
 metadata, which :meth:`Adapter.inputs` passes. InternVL feeds frames as images (``pixel_values``), so its video
 token is ``<IMG_CONTEXT>`` (``config.image_token_id``). VideoLLaMA3 compresses tokens of patches that do not
-change between frames, so a frame has at most 4 video tokens in the tiny config (possibly 0).
+change between frames, so a frame has 1 to 4 video tokens in the tiny config.
 """
 
 from __future__ import annotations
@@ -107,18 +107,16 @@ def expansion_range(unexpanded_ids: Sequence[int], expanded_ids: Sequence[int]) 
     placeholder is then taken to be the token the expansion repeats most.
     """
     u, e = [int(i) for i in unexpanded_ids], [int(i) for i in expanded_ids]
-    limit = min(len(u), len(e))
+    if not u or len(e) <= len(u):
+        raise ValueError(f"no expansion: {len(e)} expanded ids vs {len(u)} unexpanded ids")
+    limit = len(u)
     pre = 0
     while pre < limit and u[pre] == e[pre]:
         pre += 1
     suf = 0
     while suf < limit - pre and u[-1 - suf] == e[-1 - suf]:
         suf += 1
-    if len(e) <= len(u):
-        raise ValueError(f"no expansion: {len(e)} expanded ids vs {len(u)} unexpanded ids")
-    if len(u) - pre - suf == 0:  # the placeholder was matched into the prefix or the suffix
-        if pre == 0 and suf == 0:
-            raise ValueError("empty unexpanded ids")
+    if pre + suf == len(u):  # the placeholder was matched into the prefix or the suffix
         back_pre = e[pre - 1:len(e) - suf].count(u[pre - 1]) if pre else -1
         back_suf = e[pre:len(e) - suf + 1].count(u[len(u) - suf]) if suf else -1
         if back_pre >= back_suf:

@@ -2,6 +2,7 @@
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,8 +116,8 @@ def test_frame_ranges_partition_the_video(name, i):
     elif name.startswith("VideoLlama3"):  # timestamps at fps 1; token compression leaves <= 4 tokens per frame
         for k, piece in enumerate(pieces):
             assert piece.startswith(f"Time {k:.1f}s:")
-            assert piece.rstrip(",").endswith(video_tok) or counts[k] == 0
-            assert counts[k] <= 4 and piece.count(video_tok) == counts[k]
+            assert piece.rstrip(",").endswith(video_tok)
+            assert 1 <= counts[k] <= 4 and piece.count(video_tok) == counts[k]
         assert counts[0] == 4  # the first frame is never compressed
     else:  # only video tokens; OneVision's newline token goes to the last frame
         assert all(piece == video_tok * len(r) for piece, r in zip(pieces, ranges))
@@ -128,6 +129,18 @@ def test_frame_ranges_reject_a_wrong_frame_count(name):
     adapter, inputs, _, video = prepared(name)
     with pytest.raises(ValueError):
         adapter.frame_ranges(inputs["input_ids"], video, 5)
+
+
+def test_videollama3_compression_keeps_frames_apart():
+    adapter, _, _, _ = prepared("VideoLlama3ForConditionalGeneration")
+    s = samples()[0]
+    text = build_prompt(adapter.processor, s.question, s.candidates, "letter", task=s.task).text
+    still = np.repeat(s.frames(NUM_FRAMES)[:1], NUM_FRAMES, axis=0)  # nothing changes: 1 token per later frame
+    ids = adapter.inputs(still, text)["input_ids"][0].tolist()
+    video = expansion_range(adapter.tokenizer(text)["input_ids"], ids)
+    frames = adapter.frame_ranges(ids, video, NUM_FRAMES)
+    counts = [ids[r.start:r.stop].count(adapter.video_token_id) for r in frames]
+    assert counts == [4] + [1] * (NUM_FRAMES - 1)
 
 
 @pytest.mark.parametrize("family", [n for n in FAMILIES if SUPPORT[n].needs_fps])
