@@ -85,6 +85,29 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     return index
 
 
+def evaluate(model: str, data: str | None = None, answer_format: str = "content", n_per_task: int | None = None,
+             controls: bool = False, images: int = 0) -> dict:
+    """Print (and return) accuracy per task, overall, and optionally the frame controls and image QA."""
+    from . import experiments as E
+    from .data import load_tvbench
+    from .models import load
+
+    _, _, adapter = load(model)
+    ds = load_tvbench(paths.data_dir(data), n_per_task=n_per_task)
+    modes = E.FRAME_MODES if controls else ("all",)
+    table = {m: E.accuracy(adapter, ds, answer_format, mode=m, progress=True) for m in modes}
+    tasks = list(table["all"])
+    print(f"{'frames':<15}" + "".join(f"{t[:16]:>18}" for t in tasks) + f"{'mean':>8}")
+    for m, res in table.items():
+        accs = [100 * res[t][0] / res[t][1] for t in tasks]
+        print(f"{m:<15}" + "".join(f"{a:>17.1f}%" for a in accs) + f"{sum(accs) / len(accs):>7.1f}%")
+    if images:
+        img = E.image_accuracy(adapter, n=images, progress=True)
+        print("image QA: " + ", ".join(f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()))
+        table["image_qa"] = img
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mapflow", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -112,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub.add_parser("train", help="train the embedded models (see mapflow train -h)", add_help=False)
 
+    ev = sub.add_parser("eval", help="multiple-choice accuracy per task of a model on a TVBench-format folder")
+    ev.add_argument("--model", required=True, help="model folder or hub id (loaded with mapflow_utils.models.load)")
+    ev.add_argument("--data", default=None, help="TVBench-format folder (default: the shipped synthetic split)")
+    ev.add_argument("--format", default="content", choices=["letter", "content"], help="answer format")
+    ev.add_argument("--n-per-task", type=int, default=None, help="seeded subset per task (default: all)")
+    ev.add_argument("--controls", action="store_true", help="also the single-frame and shuffled-frame controls")
+    ev.add_argument("--images", type=int, default=0, help="also image-QA accuracy on this many held-out images")
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         from .train import main as train_main
@@ -129,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = {k: _value(v) for k, v in args.parameter}
         params.update({k: v for k, v in args.raw})
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
+    elif args.cmd == "eval":
+        evaluate(args.model, args.data, args.format, args.n_per_task, args.controls, args.images)
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
     return 0

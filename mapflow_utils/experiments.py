@@ -8,7 +8,9 @@ import numpy as np
 
 from . import prompts as P
 from .data import QASample
-from .knockout import Clean, clean_run
+import torch
+
+from .knockout import CROSS_FRAME, Block, Clean, clean_run, run_sweep, sweep_specs
 from .spans import Spans, answer_token_ids, find_spans
 
 
@@ -49,3 +51,165 @@ def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter",
                        sample.answer_index, model_name=name, system_prompt=system_prompt)
     answers = answer_token_ids(prompt, adapter.tokenizer, model_name=name)
     return Prepared(sample, prompt, dict(inputs), spans, answers, clean_run(adapter, inputs))
+
+
+# ------------------------------------------------------------------------------------------- accuracy
+
+#: Frame controls for :func:`accuracy`: which of the T sampled frames the model sees.
+FRAME_MODES = ("all", "first", "last", "first_content", "last_content", "one_random", "shuffled")
+
+
+def control_frames(frames: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """The frames a control shows, ``[T, H, W, 3]``: one frame repeated T times, or all frames shuffled.
+
+    ``first``/``last`` are the first/last sampled frames (black for the synthetic clips, which fade in and out);
+    ``first_content``/``last_content`` the first/last non-black ones; ``one_random`` a random non-black one.
+    """
+    t = len(frames)
+    content = [i for i in range(t) if frames[i].max() > 0] or list(range(t))
+    pick = {"first": 0, "last": t - 1, "first_content": content[0], "last_content": content[-1]}
+    if mode == "all":
+        return frames
+    if mode in pick:
+        return np.repeat(frames[pick[mode]][None], t, 0)
+    if mode == "one_random":
+        return np.repeat(frames[content[rng.integers(len(content))]][None], t, 0)
+    if mode == "shuffled":
+        return frames[rng.permutation(t)]
+    raise ValueError(f"mode must be one of {FRAME_MODES}, got {mode!r}")
+
+
+def predict(adapter, sample: QASample, answer_format: P.AnswerFormat, frames: np.ndarray) -> int:
+    """Index of the candidate whose answer's first token the model ranks highest after the prompt."""
+    prompt = P.build_prompt(adapter.processor, sample.question, sample.candidates, answer_format, task=sample.task)
+    ids = answer_token_ids(prompt, adapter.tokenizer, type(adapter.model).__name__)
+    with torch.no_grad():
+        logits = adapter.model(**adapter.inputs(frames, prompt.text)).logits[0, -1]
+    return int(logits[ids].argmax())
+
+
+def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: str = "all", num_frames: int = 8,
+             seed: int = 0, progress: bool = False) -> dict[str, tuple[int, int]]:
+    """Correct and total per task: ``{task: (correct, n)}`` for the frame control ``mode`` (see FRAME_MODES)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {}
+    it = samples
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(samples, desc=f"accuracy ({mode})")
+    for s in it:
+        frames = control_frames(s.frames(num_frames), mode, rng)
+        hit = predict(adapter, s, answer_format, frames) == s.answer_index
+        c = out.setdefault(s.task, [0, 0])
+        c[0] += hit
+        c[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False) -> dict[str, tuple[int, int]]:
+    """Image-QA accuracy on held-out synthetic images (one-frame videos), per question kind."""
+    from .synthetic import image_sample
+
+    kinds = ("scene", "color", "position", "count")
+    out = {k: [0, 0] for k in kinds}
+    it = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="image QA")
+    for i in it:
+        s = image_sample(seed, i)
+        for kind, (q, cands, a) in zip(kinds, s.qa):
+            prompt = P.build_prompt(adapter.processor, q, cands, "content")
+            ids = answer_token_ids(prompt, adapter.tokenizer)
+            with torch.no_grad():
+                logits = adapter.model(**adapter.inputs(s.image[None], prompt.text)).logits[0, -1]
+            out[kind][0] += int(int(logits[ids].argmax()) == cands.index(a))
+            out[kind][1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+#: The flows of the paper's figures, as blocks (source ↛ target): Figs. 2, 3, 6 and 7.
+FLOWS: dict[str, tuple[Block, ...]] = {
+    "cross-frame": (CROSS_FRAME,),
+    "video→question": (Block("video", "question"),),
+    "video→last": (Block("video", "last"),),
+    "question→last": (Block("question", "last"),),
+    "last→last": (Block("last", "last"),),
+    "non-option question→last": (Block("non_option", "last"),),
+    "true option→last": (Block("true_option", "last"),),
+    "false options→last": (Block("false_options", "last"),),
+    "video→non-option question": (Block("video", "non_option"),),
+    "non-option question→true option": (Block("non_option", "true_option"),),
+    "video→true option": (Block("video", "true_option"),),
+}
+
+
+@dataclass
+class SweepResult:
+    """%change of the predicted answer's probability per flow, sample and window position.
+
+    ``change[flow]``: float ``[N, n_layers]``; ``tasks``: the task of each of the N samples (baseline-correct only
+    when the sweep was run with ``only_correct``); ``n_seen``: samples tried per task.
+    """
+
+    change: dict[str, np.ndarray]
+    tasks: list[str]
+    n_seen: dict[str, int]
+    window: int
+
+    def summary(self, flow: str, task: str | None = None, n_boot: int = 1000, seed: int = 0):
+        """Mean and bootstrap 95% CI per layer: ``(mean [n_layers], lo, hi, N)``."""
+        x = self.change[flow]
+        if task is not None:
+            x = x[[t == task for t in self.tasks]]
+        return bootstrap_mean(x, n_boot, seed) + (len(x),)
+
+
+def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
+    """Mean over axis 0 with a percentile bootstrap 95% interval: ``(mean, lo, hi)``, each ``[x.shape[1]]``."""
+    if len(x) == 0:
+        nan = np.full(x.shape[1:], np.nan)
+        return nan, nan, nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    boots = x[idx].mean(1)
+    return x.mean(0), np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)
+
+
+def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
+                   answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 8,
+                   num_frames: int = 8, progress: bool = False) -> SweepResult:
+    """For every sample and flow, block the flow in a window of ``window`` layers centred on each layer and record
+    the %change of the clean prediction's probability (the paper's protocol: baseline-correct samples only)."""
+    if not isinstance(flows, dict):
+        flows = {f: FLOWS[f] for f in flows}
+    n = adapter.num_layers
+    specs, owner = [], []
+    for name, blocks in flows.items():
+        specs += sweep_specs(blocks, window, n, name)
+        owner += [name] * n
+    change: dict[str, list] = {f: [] for f in flows}
+    tasks, seen = [], {}
+    it = samples
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(samples, desc="knockout sweep")
+    for s in it:
+        seen[s.task] = seen.get(s.task, 0) + 1
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if only_correct and not prep.correct:
+            continue
+        probs = run_sweep(adapter, prep.clean, prep.spans, specs, prep.answer_ids, batch_size=batch_size).numpy()
+        pred = prep.predicted
+        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
+        pc = (probs[:, pred] - base) / base * 100
+        for name in flows:
+            change[name].append(pc[[o == name for o in owner]])
+        tasks.append(s.task)
+    arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
+    return SweepResult(arr, tasks, seen, window)

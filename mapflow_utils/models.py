@@ -97,35 +97,6 @@ SUPPORT: dict[str, Family] = {f.model_class: f for f in (
 )}
 
 
-def expansion_range(unexpanded_ids: Sequence[int], expanded_ids: Sequence[int]) -> range:
-    """The range of ``expanded_ids`` that replaced the placeholder of ``unexpanded_ids``.
-
-    ``unexpanded_ids`` is the prompt tokenized as is (the video placeholder is one or a few tokens);
-    ``expanded_ids`` is the processor's ``input_ids`` for the same prompt. They share a prefix and a suffix; the
-    middle of ``expanded_ids`` is the expansion. When the expansion starts (or ends) with the placeholder token
-    itself (e.g. ``<|video_pad|>`` -> ``<|video_pad|>`` x n), the shared prefix (suffix) would swallow it; the
-    placeholder is then taken to be the token the expansion repeats most.
-    """
-    u, e = [int(i) for i in unexpanded_ids], [int(i) for i in expanded_ids]
-    if not u or len(e) <= len(u):
-        raise ValueError(f"no expansion: {len(e)} expanded ids vs {len(u)} unexpanded ids")
-    limit = len(u)
-    pre = 0
-    while pre < limit and u[pre] == e[pre]:
-        pre += 1
-    suf = 0
-    while suf < limit - pre and u[-1 - suf] == e[-1 - suf]:
-        suf += 1
-    if pre + suf == len(u):  # the placeholder was matched into the prefix or the suffix
-        back_pre = e[pre - 1:len(e) - suf].count(u[pre - 1]) if pre else -1
-        back_suf = e[pre:len(e) - suf + 1].count(u[len(u) - suf]) if suf else -1
-        if back_pre >= back_suf:
-            pre -= 1
-        else:
-            suf -= 1
-    return range(pre, len(e) - suf)
-
-
 def _id_list(input_ids) -> list[int]:
     """``input_ids`` (tensor / array / list, ``[L]`` or ``[1, L]``) as a flat list of ints."""
     ids = input_ids.tolist() if hasattr(input_ids, "tolist") else list(input_ids)

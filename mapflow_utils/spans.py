@@ -76,23 +76,32 @@ class Spans:
 
 
 def expansion_range(unexpanded: Sequence[int], expanded: Sequence[int]) -> tuple[range, range]:
-    """Align the text tokenization with the processor's expanded ids.
+    """Align the prompt's own tokenization with the processor's expanded ids.
 
-    Returns ``(placeholder, video)``: the range of the placeholder tokens in ``unexpanded`` and the range that
-    replaced them in ``expanded`` (common prefix and suffix removed).
+    ``unexpanded`` is the prompt tokenized as text (the video placeholder is one or a few tokens); ``expanded`` is
+    the processor's ``input_ids``. They share a prefix and a suffix; returns ``(placeholder, video)``: the
+    placeholder's range in ``unexpanded`` and the range of ``expanded`` that replaced it. When the expansion starts
+    (or ends) with the placeholder token itself (``<video>`` -> ``<video>`` x n), the shared prefix (suffix) would
+    swallow it; it is given to the side whose token the expansion repeats most. Raises ``ValueError`` when nothing
+    was expanded.
     """
-    a, b = list(unexpanded), list(expanded)
-    if a == b:  # nothing was expanded
-        return range(0, 0), range(0, 0)
-    p = 0
-    while p < min(len(a), len(b)) and a[p] == b[p]:
-        p += 1
-    s = 0
-    while s < min(len(a), len(b)) - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
-        s += 1
-    if len(a) - s - p == 0 and p > 0:  # the placeholder token repeats in its expansion: it is part of the video
-        p -= 1
-    return range(p, len(a) - s), range(p, len(b) - s)
+    u, e = [int(i) for i in unexpanded], [int(i) for i in expanded]
+    if not u or len(e) <= len(u):
+        raise ValueError(f"no expansion: {len(e)} expanded ids vs {len(u)} unexpanded ids")
+    pre = 0
+    while pre < len(u) and u[pre] == e[pre]:
+        pre += 1
+    suf = 0
+    while suf < len(u) - pre and u[-1 - suf] == e[-1 - suf]:
+        suf += 1
+    if pre + suf == len(u):  # the placeholder was matched into the prefix or the suffix
+        back_pre = e[pre - 1:len(e) - suf].count(u[pre - 1]) if pre else -1
+        back_suf = e[pre:len(e) - suf + 1].count(u[len(u) - suf]) if suf else -1
+        if back_pre >= back_suf:
+            pre -= 1
+        else:
+            suf -= 1
+    return range(pre, len(u) - suf), range(pre, len(e) - suf)
 
 
 def _char_range(text: str, needle: str, start: int, what: str, model: str) -> tuple[int, int]:
@@ -118,7 +127,10 @@ def find_spans(prompt: Prompt, input_ids: torch.Tensor, tokenizer, frame_ranges,
     lead = 0
     while lead < len(ids) and text_ids and ids[lead] != text_ids[0]:
         lead += 1
-    placeholder, video = expansion_range(text_ids, ids[lead:])
+    try:
+        placeholder, video = expansion_range(text_ids, ids[lead:])
+    except ValueError:
+        video = range(0, 0)
     video = range(video.start + lead, video.stop + lead)
     if len(video) == 0:
         raise SpanError(f"no video tokens found in the input ids of {model_name}: the processor did not expand the "

@@ -246,10 +246,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = StageConfig(stage=args.stage, seed=args.seed)
-    for k in ("steps", "minutes", "batch_size"):
+    for k in ("steps", "minutes", "batch_size", "lr"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     out = args.out or paths.ROOT / "runs" / "train" / f"{args.stage}-s{args.seed}"

@@ -11,8 +11,11 @@ from mapflow_utils import paths, tiny
 from mapflow_utils.data import load_tvbench
 from mapflow_utils.experiments import prepare
 from mapflow_utils.models import adapter_for
+from tiny_vlms import FAMILIES, build_tiny
 
 TINY = tiny.TinyConfig(layers=4, hidden=64, intermediate=128, vision_layers=1, vision_hidden=32)
+OURS = "tiny LlavaNextVideo (the embedded architecture)"
+ALL = (OURS,) + FAMILIES  # our own tiny architecture plus the six supported classes
 
 
 @functools.lru_cache(maxsize=None)
@@ -22,9 +25,16 @@ def tiny_llava():
 
 
 @functools.lru_cache(maxsize=None)
-def prepared(index: int = 320, answer_format: str = "content"):
-    ad = tiny_llava()
-    return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], answer_format)
+def adapter(family: str = OURS):
+    return tiny_llava() if family == OURS else adapter_for(*build_tiny(family))
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(index: int = 320, answer_format: str | None = None, family: str = OURS):
+    """A prepared sample; the six classes' tiny tokenizers are too small for content answers: letter format."""
+    ad = adapter(family)
+    fmt = answer_format or ("content" if family == OURS else "letter")
+    return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], fmt)
 
 
 # ------------------------------------------------------------------------------- a plain eager reference
@@ -78,25 +88,36 @@ def stock_logits(ad, prep):
         return ad.model(**prep.inputs).logits[0, -1].float()
 
 
-def test_empty_spec_gives_stock_sdpa_logits():
-    ad, prep = prepared()
+@pytest.mark.parametrize("family", ALL)
+def test_empty_spec_gives_stock_sdpa_logits(family):
+    ad, prep = prepared(family=family)
     stock = stock_logits(ad, prep)
     assert (prep.clean.logits - stock).abs().max() <= 1e-6
     forced = K.run_specs(ad, prep.clean, prep.spans, [K.KnockoutSpec((), ())])[0]
     assert (forced - stock).abs().max() <= 1e-6
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.label)
-def test_knockout_equals_eager_reference(spec):
-    ad, prep = prepared()
+def _specs_for(ad):
+    """SPECS restricted to the model's layers."""
+    top = ad.num_layers - 1
+    return [K.KnockoutSpec(s.blocks, [min(l, top) for l in s.layers], s.label) for s in SPECS]
+
+
+@pytest.mark.parametrize("family", ALL)
+@pytest.mark.parametrize("k", range(len(SPECS)), ids=[s.label for s in SPECS])
+def test_knockout_equals_eager_reference(family, k):
+    ad, prep = prepared(family=family)
+    spec = _specs_for(ad)[k]
     ref = reference_logits(ad, prep, spec)
     ours = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
     assert (ours - ref).abs().max() <= 1e-5
     assert (ref - prep.clean.logits).abs().max() > 1e-4, "the block changed nothing: the test would be vacuous"
 
 
-def test_fast_paths_equal_full_recomputation():
-    ad, prep = prepared()
+@pytest.mark.parametrize("family", ALL)
+def test_fast_paths_equal_full_recomputation(family):
+    ad, prep = prepared(family=family)
+    SPECS = _specs_for(ad)
     full = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], reuse_prefix=False, layer_start=False)[0]
                         for s in SPECS])
     for reuse in (False, True):
@@ -134,12 +155,14 @@ def test_a_model_not_using_the_function_is_detected(monkeypatch):
         K.run_specs(ad, prep.clean, prep.spans, [SPECS[0]])
 
 
-def test_calls_are_counted_once_per_layer():
-    ad, prep = prepared()
+@pytest.mark.parametrize("family", ALL)
+def test_calls_are_counted_once_per_layer(family):
+    ad, prep = prepared(family=family)
     K.enable(ad.model)
     plan = K._Plan(None, 0, {})
     with torch.no_grad(), K._plan(plan):
-        ad.language_model(inputs_embeds=prep.clean.embeds)
+        ad.language_model(inputs_embeds=prep.clean.embeds, position_ids=prep.clean.position_ids,
+                          **prep.clean.lm_kwargs)
     assert dict(plan.calls) == {i: 1 for i in range(ad.num_layers)}
 
 

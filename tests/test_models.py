@@ -8,7 +8,12 @@ import torch
 
 from mapflow_utils import models, paths
 from mapflow_utils.data import load_tvbench
-from mapflow_utils.models import SUPPORT, UnsupportedModelError, adapter_for, expansion_range
+from mapflow_utils.models import SUPPORT, UnsupportedModelError, adapter_for
+from mapflow_utils.spans import expansion_range as _expansion
+
+
+def expansion_range(unexpanded, expanded):
+    return _expansion(unexpanded, expanded)[1]
 from mapflow_utils.prompts import build_prompt
 from tiny_vlms import FAMILIES, build_tiny
 

@@ -8,7 +8,8 @@ from mapflow_utils import paths
 from mapflow_utils import prompts as P
 from mapflow_utils.data import PAPER_TASKS, load_tvbench
 from mapflow_utils.spans import SpanError, answer_token_ids, expansion_range, find_spans
-from test_knockout import tiny_llava
+from test_knockout import adapter, tiny_llava
+from tiny_vlms import FAMILIES
 
 
 def _spans(ad, sample, fmt):
@@ -89,3 +90,26 @@ def test_expansion_range():
     assert expansion_range([1, 2, 9, 3], [1, 2, 9, 9, 9, 3]) == (range(2, 3), range(2, 5))
     assert expansion_range([1, 9, 3], [1, 7, 7, 7, 3]) == (range(1, 2), range(1, 4))
     assert expansion_range([5, 9, 6], [5, 8, 9, 9, 8, 6]) == (range(1, 2), range(1, 5))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_spans_decode_back_on_all_supported_classes(family):
+    """The six classes' real processors and their chat templates (letter format, as real checkpoints use)."""
+    ad = adapter(family)
+    s = load_tvbench(paths.SYNTHETIC, tasks=["action_sequence"])[1]
+    prompt = P.build_prompt(ad.processor, s.question, s.candidates, "letter", task=s.task)
+    inputs = ad.inputs(s.frames(), prompt.text)
+    ids = inputs["input_ids"]
+    sp = find_spans(prompt, ids, ad.tokenizer, lambda v: ad.frame_ranges(ids[0], v, 8), s.answer_index,
+                    model_name=family, system_prompt=P.SYSTEM_PROMPT)
+    ids = ids[0]
+    assert _decode(ad, ids, sp.system) == P.SYSTEM_PROMPT
+    assert _decode(ad, ids, sp.non_option) == s.question
+    assert [_decode(ad, ids, r) for r in sp.options] == list(prompt.options)
+    assert _decode(ad, ids, sp.instruction) == P.INSTRUCTION
+    n_video = sum(int(t) == ad.video_token_id for t in ids)
+    assert n_video > 0 and all(int(t) != ad.video_token_id for t in ids[: sp.video.start])
+    assert all(int(t) != ad.video_token_id for t in ids[sp.video.stop:])
+    assert sp.frames[0].start == sp.video.start and sp.frames[-1].stop == sp.video.stop
+    assert all(a.stop == b.start for a, b in zip(sp.frames, sp.frames[1:]))
+    assert prompt.text.endswith(ad.tokenizer.decode(ids[-1:]))
