@@ -56,41 +56,12 @@ def build(args):
     return ad, prep
 
 
-_MASKS: dict = {}
-
-
-def eager_masked(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """The paper's mechanism: eager attention with a dense additive float mask for this layer."""
-    n_rep = query.shape[1] // key.shape[1]
-    k = key.repeat_interleave(n_rep, dim=1)
-    v = value.repeat_interleave(n_rep, dim=1)
-    scores = (query @ k.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
-    scores = scores + _MASKS[module.layer_idx]
-    w = torch.softmax(scores.float(), dim=-1).to(query.dtype)
-    return (w @ v).transpose(1, 2).contiguous(), w
-
-
 def paper_loop(ad, prep, specs):
     """One full forward per spec, eager attention, dense float masks. Returns answer probabilities."""
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import eager_mask
+    from mapflow_utils import reference
 
-    from mapflow_utils import knockout as K
-
-    AttentionInterface.register("paper_eager", eager_masked)
-    AttentionMaskInterface.register("paper_eager", eager_mask)
-    ad.model.set_attn_implementation({"text_config": "paper_eager"})
-    L, dev = prep.spans.length, prep.inputs["input_ids"].device
-    causal = torch.full((L, L), float("-inf"), device=dev).triu(1)
-    out = []
-    with torch.no_grad():
-        for spec in specs:
-            blocked = torch.where(K.blocked_pairs(spec.blocks, prep.spans).to(dev), float("-inf"), 0.0)
-            for layer in range(ad.num_layers):
-                _MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
-            logits = ad.model(**prep.inputs).logits[0, -1].float()
-            out.append(torch.softmax(logits, -1)[prep.answer_ids].cpu())
-    ad.model.set_attn_implementation({"text_config": "sdpa"})
+    out = [torch.softmax(reference.logits(ad, prep.inputs, prep.spans, spec), -1)[prep.answer_ids].cpu()
+           for spec in specs]
     return torch.stack(out)
 
 

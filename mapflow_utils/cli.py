@@ -129,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--name", default="default", help="run name: output goes to runs/<name>/<chapter>.ipynb")
     run.add_argument("--out", default=None, help="output notebook or folder (overrides --name)")
 
+    card = sub.add_parser("card", help="evaluate a trained model folder and write its model card")
+    card.add_argument("--model", required=True, help="the model folder (e.g. data/models/tiny-videollm-ft)")
+    card.add_argument("--runs", nargs="+", required=True, help="training run folders, in order")
+    card.add_argument("--title", required=True)
+    card.add_argument("--images", type=int, default=200, help="held-out images for image-QA accuracy")
+
     book = sub.add_parser("book", help="execute the chapters into book/ and build the HTML (Jupyter Book 1)")
     book.add_argument("--no-execute", action="store_true", help="build from the executed notebooks as they are")
     book.add_argument("--chapters", nargs="*", default=None, help="execute only these chapters")
@@ -162,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":
         evaluate(args.model, args.data, args.format, args.n_per_task, args.controls, args.images)
+    elif args.cmd == "card":
+        from .train import write_card
+
+        table = evaluate(args.model, controls=True, images=args.images)
+        print(write_card(args.model, args.runs, args.title, table))
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
     return 0

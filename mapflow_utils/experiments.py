@@ -213,3 +213,22 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         tasks.append(s.task)
     arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
     return SweepResult(arr, tasks, seen, window)
+
+
+def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "content", variant: str = "standard",
+                         only_correct: bool = True, num_frames: int = 8) -> dict[str, np.ndarray]:
+    """Layerwise probability of the true option and of the false options at the last position (Fig. 8):
+    ``{"true": [N, n_points], "false": [N, n_points], "tasks": [N]}`` (false = mean over the false options)."""
+    from .lens import answer_probability
+
+    true, false, tasks = [], [], []
+    for s in samples:
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if only_correct and not prep.correct:
+            continue
+        p = answer_probability(adapter, prep.clean, prep.answer_ids, variant).numpy()
+        a = s.answer_index
+        true.append(p[:, a])
+        false.append(np.delete(p, a, axis=1).mean(1))
+        tasks.append(s.task)
+    return {"true": np.array(true), "false": np.array(false), "tasks": np.array(tasks)}

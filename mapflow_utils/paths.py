@@ -17,3 +17,17 @@ BOOK: Path = ROOT / "book"
 def data_dir(path: str | Path | None) -> Path:
     """Resolve a chapter's ``data_dir`` parameter: ``None`` means the shipped synthetic split."""
     return SYNTHETIC if path in (None, "") else Path(path).expanduser().resolve()
+
+
+#: The embedded models.
+MODELS: Path = DATA / "models"
+VIDEO_MODEL: Path = MODELS / "tiny-videollm-ft"
+IMAGE_MODEL: Path = MODELS / "tiny-imagellm"
+
+
+def model_dir(name: str | Path | None, default: Path) -> str:
+    """Resolve a chapter's model parameter: ``None`` means the embedded model; a local folder or a hub id as is."""
+    if name in (None, ""):
+        return str(default)
+    p = Path(name).expanduser()
+    return str(p.resolve()) if p.exists() else str(name)

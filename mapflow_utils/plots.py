@@ -71,3 +71,40 @@ def twin_strip(task: str, seed: int = 0, index: int = 0, num_frames: int = 8):
         rows[label] = clip.frames[idx]
         titles[label] = clip.caption
     return frame_strip(rows, titles, frame_labels=[f"frame {i + 1}" for i in range(num_frames)])
+
+
+def loss_curves(logs: Mapping[str, Sequence[dict]], title: str = "training loss"):
+    """Loss against step for each run (``name -> records of log.jsonl``), one line per loss kind."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    for name, recs in logs.items():
+        kinds = sorted({k for r in recs for k in r if k.startswith("loss_")})
+        for kind in kinds:
+            pts = [(r["step"], r[kind]) for r in recs if kind in r]
+            ax.plot(*zip(*pts), label=f"{name}: {kind[5:]} batches")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (answer/caption tokens)")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change of answer probability",
+                ax=None):
+    """Mean %change per layer with a 95% band: ``curves[label] = (mean, lo, hi, N)``; layers shown 1-indexed."""
+    use_style()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3))
+    else:
+        fig = ax.figure
+    for label, (mean, lo, hi, n) in curves.items():
+        x = np.arange(1, len(mean) + 1)
+        (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{label} (N={n})")
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("layer (window centre)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    return fig

@@ -259,3 +259,84 @@ def main(argv=None) -> int:
         init = paths.DATA / "models" / "tiny-imagellm"
     train_stage(cfg, out, init=init)
     return 0
+
+
+# ------------------------------------------------------------------------------------------ model card
+
+
+def _table(rows, headers) -> str:
+    from .book import markdown_table
+
+    return markdown_table(rows, headers)
+
+
+def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evaluation: dict,
+               extra: str = "") -> Path:
+    """Write ``README.md``, ``loss.png`` and ``eval.json`` into ``model_dir`` from the training runs and an
+    evaluation (``cli.evaluate``'s table). Returns the README path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .plots import loss_curves
+
+    import shutil
+
+    model_dir = Path(model_dir)
+    logs, metas = {}, []
+    for r in runs:
+        r = Path(r)
+        keep = model_dir / "training" / r.name  # provenance: the run's log and config travel with the weights
+        keep.mkdir(parents=True, exist_ok=True)
+        for f in ("log.jsonl", "train.json"):
+            if (r / f).resolve() != (keep / f).resolve():
+                shutil.copy(r / f, keep / f)
+        logs[r.name] = [json.loads(l) for l in (r / "log.jsonl").read_text().splitlines() if l.strip()]
+        metas.append((r.name, json.loads((r / "train.json").read_text())))
+    fig = loss_curves(logs, f"{title}: training loss")
+    fig.savefig(model_dir / "loss.png")
+    (model_dir / "eval.json").write_text(json.dumps(evaluation, indent=1) + "\n")
+    config = json.loads((model_dir / "config.json").read_text())
+    text, vision = config["text_config"], config["vision_config"]
+    lines = [f"# {title}", "",
+             "A tiny video LLM trained from scratch on CPU by `mapflow_utils.train` on the synthetic TVBench-like "
+             "data of `mapflow_utils.synthetic` (no real data, no pretrained weights). Architecture: "
+             "`LlavaNextVideoForConditionalGeneration` — a CLIP vision tower run per frame "
+             f"({vision['image_size']}×{vision['image_size']} frames, {vision['patch_size']}-px patches, "
+             f"{vision['num_hidden_layers']} layers of width {vision['hidden_size']}), the projector, 2×2 average "
+             f"pooling to {(vision['image_size'] // vision['patch_size'] // 2) ** 2} video tokens per frame, and a "
+             f"Llama text model ({text['num_hidden_layers']} layers, width {text['hidden_size']}, "
+             f"{text['num_attention_heads']} heads, {text['num_key_value_heads']} KV heads, vocabulary "
+             f"{text['vocab_size']}).", "",
+             "Load it offline with `mapflow_utils.models.load(path)` or `from_pretrained(path)`.", "",
+             "## Training", ""]
+    rows = []
+    for name, m in metas:
+        c = m["config"]
+        rows.append([name, c["stage"], c["seed"], m["steps_done"], c["batch_size"], c["lr"], m["wall_minutes"],
+                     f"{m['parameters'] / 1e6:.2f} M", m["init"] if m["init"] != "None" else "scratch"])
+    lines += [_table(rows, ["run", "stage", "seed", "steps", "batch", "lr", "wall min (1 CPU thread)",
+                            "parameters", "initialised from"]), "",
+              f"Command: `mapflow train {metas[-1][1]['config']['stage']} --seed {metas[-1][1]['config']['seed']}`"
+              " (see `mapflow_utils/train.py` for the data mix).", "", "![loss](loss.png)", "",
+              "## Accuracy on the held-out synthetic split", "",
+              "`data/synthetic` (seed 1000, never seen in training; 100 questions per task, `content` answer format: "
+              "the option's text, scored on its first token). Controls: the model is shown one frame repeated 8 "
+              "times (`first`/`last` sampled frame — black by construction —, first/last content frame, a random "
+              "content frame) or the 8 frames shuffled.", ""]
+    tasks = [t for t in evaluation["all"]]
+    rows = []
+    for mode, res in evaluation.items():
+        if mode == "image_qa":
+            continue
+        accs = [100 * res[t][0] / res[t][1] for t in tasks]
+        rows.append([mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
+    lines += [_table(rows, ["frames"] + tasks + ["mean"]), ""]
+    if "image_qa" in evaluation:
+        img = evaluation["image_qa"]
+        lines += ["Image QA (held-out synthetic images, seed 999): " + ", ".join(
+            f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()) + ".", ""]
+    if extra:
+        lines += [extra, ""]
+    readme = model_dir / "README.md"
+    readme.write_text("\n".join(lines))
+    return readme

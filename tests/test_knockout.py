@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mapflow_utils import knockout as K
-from mapflow_utils import paths, tiny
+from mapflow_utils import paths, reference, tiny
 from mapflow_utils.data import load_tvbench
 from mapflow_utils.experiments import prepare
 from mapflow_utils.models import adapter_for
@@ -37,39 +37,9 @@ def prepared(index: int = 320, answer_format: str | None = None, family: str = O
     return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], fmt)
 
 
-# ------------------------------------------------------------------------------- a plain eager reference
-
-_REF_MASKS: dict = {}
-
-
-def reference_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Eager attention with an explicit additive float mask per layer (causal + blocked = -inf)."""
-    n_rep = query.shape[1] // key.shape[1]
-    k = key.repeat_interleave(n_rep, dim=1)
-    v = value.repeat_interleave(n_rep, dim=1)
-    scores = (query @ k.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
-    scores = scores + _REF_MASKS[module.layer_idx][..., -query.shape[2]:, : key.shape[2]]
-    w = torch.softmax(scores.float(), dim=-1).to(query.dtype)
-    return (w @ v).transpose(1, 2).contiguous(), w
-
-
 def reference_logits(ad, prep, spec):
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-
-    AttentionInterface.register("mapflow_reference", reference_attention)
-    AttentionMaskInterface.register("mapflow_reference", sdpa_mask)
-    L = prep.spans.length
-    causal = torch.full((L, L), float("-inf")).triu(1)
-    blocked = torch.where(K.blocked_pairs(spec.blocks, prep.spans), float("-inf"), 0.0)
-    for layer in range(ad.num_layers):
-        _REF_MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
-    ad.model.set_attn_implementation({"text_config": "mapflow_reference"})
-    try:
-        with torch.no_grad():
-            return ad.model(**prep.inputs).logits[0, -1].float()
-    finally:
-        ad.model.set_attn_implementation({"text_config": "sdpa"})
+    """A whole eager forward of the VLM with dense additive float masks (mapflow_utils.reference)."""
+    return reference.logits(ad, prep.inputs, prep.spans, spec)
 
 
 SPECS = [

@@ -1,13 +1,12 @@
 """Logit lens / answer probability, and attention maps computed for chosen rows only."""
 
+import pytest
 import torch
 
 from mapflow_utils import knockout as K
-from mapflow_utils import lens
+from mapflow_utils import lens, reference
 from mapflow_utils.attention import attention_rows, video_maps
-import pytest
-
-from test_knockout import _REF_MASKS, ALL, prepared, reference_attention  # noqa: F401
+from test_knockout import ALL, prepared
 
 
 def test_standard_lens_ends_at_the_model_output():
@@ -40,23 +39,8 @@ def test_top_tokens_and_keyword_counts():
 
 
 def _eager_rows(ad, prep, spec, rows):
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-
-    AttentionInterface.register("mapflow_reference", reference_attention)
-    AttentionMaskInterface.register("mapflow_reference", sdpa_mask)
-    L = prep.spans.length
-    causal = torch.full((L, L), float("-inf")).triu(1)
-    blocked = torch.where(K.blocked_pairs(spec.blocks, prep.spans), float("-inf"), 0.0)
-    for layer in range(ad.num_layers):
-        _REF_MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
-    ad.model.set_attn_implementation({"text_config": "mapflow_reference"})
-    try:
-        with torch.no_grad():
-            out = ad.model(**prep.inputs, output_attentions=True)
-    finally:
-        ad.model.set_attn_implementation({"text_config": "sdpa"})
-    return torch.stack([a[0].mean(0)[rows] for a in out.attentions])
+    _, att = reference.logits(ad, prep.inputs, prep.spans, spec, output_attentions=True)
+    return torch.stack([a[0].mean(0)[rows] for a in att])
 
 
 @pytest.mark.parametrize("family", ALL)
