@@ -113,7 +113,7 @@ def _attention_child(args, method, queue):
     with torch.no_grad():
         if method == "output_attentions":
             ad.model.set_attn_implementation({"text_config": "eager"})
-            att = ad.model(**prep.inputs, output_attentions=True).attentions
+            att = ad.model(**prep.inputs, output_attentions=True, use_cache=False).attentions
             maps = torch.stack([a[0].mean(0)[rows] for a in att])
         else:
             from mapflow_utils.attention import attention_rows
@@ -131,6 +131,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=9)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--parts", nargs="*", default=["i", "ii", "iii"], help="which measurements to run")
     args = ap.parse_args()
     from mapflow_utils import knockout as K
 
@@ -140,17 +141,22 @@ def main() -> None:
           f"({len(prep.spans.video)} video); window {args.window}; device {args.device}; "
           f"threads {torch.get_num_threads()}")
     rows = []
-    for name, blocks in [("(i) four flows of Fig. 3", [[K.Block(s, t)] for s, t in FLOWS]),
-                         ("(ii) cross-frame", [[K.CROSS_FRAME]])]:
+    for part, name, blocks in [("i", "(i) four flows of Fig. 3", [[K.Block(s, t)] for s, t in FLOWS]),
+                               ("ii", "(ii) cross-frame", [[K.CROSS_FRAME]])]:
+        if part not in args.parts:
+            continue
         specs = [spec for b in blocks for spec in K.sweep_specs(b, args.window, n)]
         ref, t_ref = timed(lambda: paper_loop(ad, prep, specs))
         eng, t_eng = timed(lambda: K.run_sweep(ad, prep.clean, prep.spans, specs, prep.answer_ids,
                                                batch_size=args.batch_size))
         rows.append((name, len(specs), t_ref, t_eng, (ref - eng).abs().max().item()))
-    print(f"\n{'sweep':<28}{'specs':>6}{'paper loop s':>14}{'engine s':>10}{'speed-up':>10}{'max |dp|':>11}")
+    if rows:
+        print(f"\n{'sweep':<28}{'specs':>6}{'paper loop s':>14}{'engine s':>10}{'speed-up':>10}{'max |dp|':>11}")
     for name, k, a, b, d in rows:
         print(f"{name:<28}{k:>6}{a:>14.2f}{b:>10.2f}{a / b:>9.1f}x{d:>11.1e}")
 
+    if "iii" not in args.parts:
+        return
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
     ctx = mp.get_context("spawn")
     results = {}

@@ -32,7 +32,8 @@ def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], l
         pairs, active = None, {}
     plan = K._Plan(pairs, 0, active, capture=capture)
     with K._plan(plan):
-        adapter.language_model(inputs_embeds=clean.embeds, position_ids=clean.position_ids, **clean.lm_kwargs)
+        adapter.language_model(inputs_embeds=clean.embeds, position_ids=clean.position_ids, use_cache=False,
+                               **clean.lm_kwargs)
     K._check_calls(plan, adapter.num_layers, 1)
     return torch.stack([capture["out"][l][0] for l in layers])
 
