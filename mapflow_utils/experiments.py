@@ -107,7 +107,8 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False) -> dict[str, tuple[int, int]]:
+def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False,
+                   answer_format: P.AnswerFormat = "content") -> dict[str, tuple[int, int]]:
     """Image-QA accuracy on held-out synthetic images (one-frame videos), per question kind."""
     from .synthetic import image_sample
 
@@ -121,7 +122,7 @@ def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = Fals
     for i in it:
         s = image_sample(seed, i)
         for kind, (q, cands, a) in zip(kinds, s.qa):
-            prompt = P.build_prompt(adapter.processor, q, cands, "content")
+            prompt = P.build_prompt(adapter.processor, q, cands, answer_format)
             ids = answer_token_ids(prompt, adapter.tokenizer)
             with torch.no_grad():
                 logits = adapter.model(**adapter.inputs(s.image[None], prompt.text)).logits[0, -1]

@@ -6,6 +6,10 @@ Two stages mirror the real pipeline (an image LLM, then video instruction tuning
   Images go through the video path as one-frame videos (16 tokens).
 * ``videollm`` — from the ImageLLM: video captions and the five multiple-choice tasks in the ``content`` answer
   format (8 frames, 128 video tokens), with some image data kept in the mix.
+* ``letters`` — the one bounded try at answer *letters* (the paper's format): from the ImageLLM, image QA in the
+  ``letter`` format with shuffled options, where the target is the letter *and* the option's text after it
+  (``B) blue``), plus a dense auxiliary binding task both ways ("Which option is blue?" -> ``B``; "What is option
+  (B)?" -> ``blue``). Letter accuracy on held-out image questions is logged as it trains (the curve).
 
 Data is generated on the fly from ``(seed, step)``, so a run is reproducible and resumable: checkpoints (model,
 optimizer, step) are written to ``<out>/checkpoint.pt`` every ``save_every`` steps and a run restarts from there.
@@ -102,7 +106,30 @@ class Batches:
             self._prompt_cache[key] = build_prompt(self.proc, question, candidates, "content", task=task)
         return self._prompt_cache[key]
 
+    def _letter_item(self, rng: random.Random, index: int):
+        s = image_sample(self.cfg.seed, index, self.synth)
+        q, cands, a = s.qa[rng.randrange(len(s.qa))]
+        letters = "ABCD"[: len(cands)]
+        form = rng.random()
+        if form < 0.5:  # the task itself: letter, then the option's text
+            p = build_prompt(self.proc, q, cands, "letter")
+            i = cands.index(a)
+            return s.image[None], p.text, f"{letters[i]}) {a}"
+        listing = "\n".join(f"({l}) {c}" for l, c in zip(letters, cands))
+        j = rng.randrange(len(cands))
+        if form < 0.75:  # content -> letter
+            text = f"Options:\n{listing}\nWhich option is {cands[j]}?"
+            target = letters[j]
+        else:  # letter -> content
+            text = f"Options:\n{listing}\nWhat is option ({letters[j]})?"
+            target = cands[j]
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
+        prompt = self.proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return s.image[None], prompt + "Best option:(", target
+
     def _image_item(self, rng: random.Random, index: int, caption: bool):
+        if self.cfg.stage == "letters":
+            return self._letter_item(rng, index)
         s = image_sample(self.cfg.seed, index, self.synth)
         if caption:
             text, target = _caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
@@ -125,7 +152,7 @@ class Batches:
 
     def kind(self, step: int) -> str:
         """``image`` or ``video`` batch at ``step``."""
-        if self.cfg.stage == "imagellm":
+        if self.cfg.stage in ("imagellm", "letters"):
             return "image"
         return "image" if random.Random(f"{self.cfg.seed}/kind/{step}").random() < self.cfg.image_share else "video"
 
@@ -153,6 +180,16 @@ class Batches:
             labels[i, : len(lab)] = torch.tensor(lab)
             mask[i, : len(ids)] = 1
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "pixel_values_videos": frames}
+
+
+def letter_accuracy(model, processor, n: int = 120, seed: int = 999) -> float:
+    """Accuracy of the answer *letter* on held-out image questions (letter format, shuffled options)."""
+    from .experiments import image_accuracy
+    from .models import adapter_for
+
+    model.eval()
+    res = image_accuracy(adapter_for(model, processor), n=n // 4, seed=seed, answer_format="letter")
+    return round(sum(c for c, _ in res.values()) / sum(k for _, k in res.values()), 4)
 
 
 def _lr(step: int, cfg: StageConfig) -> float:
@@ -223,6 +260,13 @@ def train_stage(cfg: StageConfig, out: str | Path, init: str | Path | None = Non
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             log(json.dumps(rec))
+        if cfg.stage == "letters" and step % cfg.save_every == 0:
+            acc = letter_accuracy(model, processor)
+            rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2), "letter_accuracy": acc}
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log(json.dumps(rec))
+            model.train()
         if step % cfg.save_every == 0:
             save()
     model.eval()
@@ -239,7 +283,7 @@ def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="mapflow train")
-    ap.add_argument("stage", choices=["imagellm", "videollm"])
+    ap.add_argument("stage", choices=["imagellm", "videollm", "letters"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="run folder (default runs/train/<stage>-s<seed>)")
     ap.add_argument("--init", default=None, help="model folder to start from (videollm: the ImageLLM)")
@@ -247,15 +291,16 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--save-every", type=int, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = StageConfig(stage=args.stage, seed=args.seed)
-    for k in ("steps", "minutes", "batch_size", "lr"):
+    for k in ("steps", "minutes", "batch_size", "lr", "save_every"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     out = args.out or paths.ROOT / "runs" / "train" / f"{args.stage}-s{args.seed}"
     init = args.init
-    if args.stage == "videollm" and init is None:
+    if args.stage in ("videollm", "letters") and init is None:
         init = paths.DATA / "models" / "tiny-imagellm"
     train_stage(cfg, out, init=init)
     return 0

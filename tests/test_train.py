@@ -52,6 +52,11 @@ def test_every_stage_runs_a_few_steps(tmp_path, monkeypatch):
     assert meta["steps_done"] == 2
     losses = [json.loads(l) for l in (vid / "log.jsonl").read_text().splitlines()]
     assert all(v == v and v < 20 for r in losses for k, v in r.items() if k.startswith("loss"))
+    let = train.train_stage(train.StageConfig(stage="letters", steps=2, batch_size=2, save_every=2,
+                                              log_every=1), tmp_path / "let", init=img / "model",
+                            log=lambda *a: None)
+    recs = [json.loads(l) for l in (let / "log.jsonl").read_text().splitlines()]
+    assert 0.0 <= recs[-1]["letter_accuracy"] <= 1.0
     # resuming a finished run does nothing more
     again = train.train_stage(train.StageConfig(stage="videollm", steps=2, batch_size=2, log_every=1),
                               tmp_path / "vid", init=img / "model", log=lambda *a: None)
