@@ -183,16 +183,32 @@ def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
 
 def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
                    answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 8,
-                   num_frames: int = 8, progress: bool = False) -> SweepResult:
+                   num_frames: int = 8, progress: bool = False, results_dir=None) -> SweepResult:
     """For every sample and flow, block the flow in a window of ``window`` layers centred on each layer and record
-    the %change of the clean prediction's probability (the paper's protocol: baseline-correct samples only)."""
+    the %change of the clean prediction's probability (the paper's protocol: baseline-correct samples only).
+
+    ``results_dir``: cache per sample (see :mod:`mapflow_utils.cache`); a rerun is instant and an interrupted run
+    resumes.
+    """
+    from .cache import ResultCache
+
     if not isinstance(flows, dict):
         flows = {f: FLOWS[f] for f in flows}
     n = adapter.num_layers
-    specs, owner = [], []
-    for name, blocks in flows.items():
-        specs += sweep_specs(blocks, window, n, name)
-        owner += [name] * n
+    specs = [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n)]
+    cache = ResultCache(results_dir, "knockout_sweep", adapter, {
+        "flows": {k: repr(v) for k, v in flows.items()}, "window": window, "format": answer_format,
+        "num_frames": num_frames})
+
+    def compute(s):
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if only_correct and not prep.correct:
+            return {"correct": np.array(0)}
+        probs = run_sweep(adapter, prep.clean, prep.spans, specs, prep.answer_ids, batch_size=batch_size).numpy()
+        pred = prep.predicted
+        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
+        return {"correct": np.array(int(prep.correct)), "change": ((probs[:, pred] - base) / base * 100)}
+
     change: dict[str, list] = {f: [] for f in flows}
     tasks, seen = [], {}
     it = samples
@@ -202,15 +218,11 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         it = tqdm(samples, desc="knockout sweep")
     for s in it:
         seen[s.task] = seen.get(s.task, 0) + 1
-        prep = prepare(adapter, s, answer_format, num_frames)
-        if only_correct and not prep.correct:
+        r = cache.get_or_compute(s, lambda: compute(s))
+        if "change" not in r or (only_correct and not int(r["correct"])):
             continue
-        probs = run_sweep(adapter, prep.clean, prep.spans, specs, prep.answer_ids, batch_size=batch_size).numpy()
-        pred = prep.predicted
-        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
-        pc = (probs[:, pred] - base) / base * 100
-        for name in flows:
-            change[name].append(pc[[o == name for o in owner]])
+        for i, name in enumerate(flows):
+            change[name].append(r["change"][i * n:(i + 1) * n])
         tasks.append(s.task)
     arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
     return SweepResult(arr, tasks, seen, window)

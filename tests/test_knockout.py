@@ -3,6 +3,8 @@ full recomputation."""
 
 import functools
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -158,3 +160,26 @@ def test_cross_frame_blocks_exactly_earlier_frames():
     # nothing outside video x video
     v = prep.spans.video
     assert not pairs[: v.start].any() and not pairs[v.stop:].any() and not pairs[:, v.stop:].any()
+
+
+def test_sweep_results_are_cached_and_resumed(tmp_path, monkeypatch):
+    from mapflow_utils import experiments as E
+
+    ad = adapter()
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)
+    first = E.knockout_sweep(ad, ds, ["cross-frame", "question→last"], 3, only_correct=False, results_dir=tmp_path)
+    stored = sorted(tmp_path.rglob("*.npz"))
+    assert len(stored) == len(ds)
+    calls = []
+    real = E.run_sweep
+    monkeypatch.setattr(E, "run_sweep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = E.knockout_sweep(ad, ds, ["cross-frame", "question→last"], 3, only_correct=False, results_dir=tmp_path)
+    assert not calls  # nothing recomputed
+    assert all(np.array_equal(first.change[f], again.change[f]) for f in first.change)
+    stored[0].unlink()  # an interrupted run: one sample missing
+    resumed = E.knockout_sweep(ad, ds, ["cross-frame", "question→last"], 3, only_correct=False, results_dir=tmp_path)
+    assert len(calls) == 1  # only that sample is recomputed
+    assert all(np.allclose(first.change[f], resumed.change[f]) for f in first.change)
+    # another window is another experiment: a miss
+    E.knockout_sweep(ad, ds[:1], ["cross-frame"], 1, only_correct=False, results_dir=tmp_path)
+    assert len(calls) == 2

@@ -1,0 +1,106 @@
+"""Result cache: one file per (experiment, sample), keyed by everything that made it.
+
+The key of an experiment hashes the model weights, the processor/tokenizer, the experiment's parameters (spec,
+window, format, …), the seed and the versions of mapflow, transformers and torch; each sample adds the hash of its
+record and video file. Writes are atomic (temporary file, then rename), so an interrupted run resumes where it
+stopped and recomputes nothing already stored; a changed model, processor, video or parameter misses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+_FINGERPRINTS: dict[int, str] = {}
+
+
+def _h(*parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=12)
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def file_hash(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Content hash of a file."""
+    h = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(adapter) -> str:
+    """Hash of the model's weights (the safetensors files of a local checkpoint, else the tensors in memory) and of
+    its processor's configuration and tokenizer. Computed once per loaded model."""
+    key = id(adapter.model)
+    if key in _FINGERPRINTS:
+        return _FINGERPRINTS[key]
+    src = Path(str(getattr(adapter.model, "name_or_path", "") or ""))
+    files = sorted(src.glob("*.safetensors")) if src.is_dir() else []
+    if files:
+        weights = _h([file_hash(f) for f in files])
+    else:
+        h = hashlib.blake2b(digest_size=12)
+        for name, t in sorted(adapter.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+        weights = h.hexdigest()
+    proc = adapter.processor
+    tok = proc.tokenizer
+    processor = _h(proc.to_json_string() if hasattr(proc, "to_json_string") else repr(proc),
+                   tok.backend_tokenizer.to_str() if hasattr(tok, "backend_tokenizer") else repr(tok.get_vocab()),
+                   tok.chat_template or "")
+    _FINGERPRINTS[key] = _h(weights, processor)
+    return _FINGERPRINTS[key]
+
+
+def versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {"mapflow": __version__, "transformers": transformers.__version__, "torch": torch.__version__}
+
+
+def sample_fingerprint(sample) -> str:
+    """Hash of a sample's record (question, options, answer, window) and of its video file."""
+    return _h(sample.question, list(sample.candidates), sample.answer, sample.start, sample.end,
+              file_hash(sample.video_path))
+
+
+class ResultCache:
+    """Stores arrays per sample under ``root/<experiment key>/<sample key>.npz``."""
+
+    def __init__(self, root: str | Path | None, experiment: str, adapter, params: dict):
+        self.root = None if root is None else Path(root)
+        self.key = _h(experiment, model_fingerprint(adapter), params, versions())
+        self.meta = {"experiment": experiment, "params": params, "versions": versions()}
+
+    def _path(self, sample) -> Path:
+        return self.root / self.key / f"{sample.task}-{sample.index}-{sample_fingerprint(sample)}.npz"
+
+    def get_or_compute(self, sample, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The stored result of ``sample`` or ``compute()``'s, stored atomically."""
+        if self.root is None:
+            return compute()
+        path = self._path(sample)
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        result = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = path.parent / "experiment.json"
+        if not meta.exists():
+            meta.write_text(json.dumps(self.meta, indent=1, default=str))
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **result)
+        os.replace(tmp, path)
+        return result
