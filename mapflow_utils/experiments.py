@@ -245,3 +245,49 @@ def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "cont
         false.append(np.delete(p, a, axis=1).mean(1))
         tasks.append(s.task)
     return {"true": np.array(true), "false": np.array(false), "tasks": np.array(tasks)}
+
+
+def generate(adapter, prep: Prepared, spec=None, max_new_tokens: int = 6) -> str:
+    """Greedy continuation of the prompt, in the clean model or under a knockout ``spec`` (Table B's answers)."""
+    from . import knockout as K
+
+    K.enable(adapter.model)
+    L = prep.spans.length
+    total = L + max_new_tokens
+    pairs = torch.zeros(1, 1, total, total, dtype=torch.bool)
+    active = {}
+    if spec is not None and not spec.empty:
+        pairs[0, 0, :L, :L] = K.blocked_pairs(spec.blocks, prep.spans)
+        active = {l: torch.tensor([True]) for l in spec.layers}
+    plan = K._Plan(pairs, 0, active)
+    with torch.no_grad(), K._plan(plan):
+        out = adapter.model.generate(**prep.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=adapter.tokenizer.pad_token_id)
+    return adapter.tokenizer.decode(out[0, L:], skip_special_tokens=True).strip()
+
+
+def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.AnswerFormat = "content",
+                   num_frames: int = 8, batch_size: int = 8, results_dir=None) -> dict[str, dict[str, list[int]]]:
+    """Accuracy over *all* samples (as the paper's Table 2 divides) with each knockout spec and without ("full"):
+    ``{label: {task: [correct, n]}}``."""
+    from .cache import ResultCache
+    from .knockout import KnockoutSpec
+
+    labels = ["full"] + list(specs)
+    all_specs = [KnockoutSpec((), ())] + list(specs.values())
+    cache = ResultCache(results_dir, "accuracy_under", adapter, {
+        "specs": {k: repr(v) for k, v in specs.items()}, "format": answer_format, "num_frames": num_frames})
+
+    def compute(s):
+        prep = prepare(adapter, s, answer_format, num_frames)
+        probs = run_sweep(adapter, prep.clean, prep.spans, all_specs, prep.answer_ids, batch_size=batch_size)
+        return {"hit": (probs.argmax(-1) == s.answer_index).numpy().astype(np.int64)}
+
+    out = {l: {} for l in labels}
+    for s in samples:
+        hits = cache.get_or_compute(s, lambda: compute(s))["hit"]
+        for l, h in zip(labels, hits):
+            c = out[l].setdefault(s.task, [0, 0])
+            c[0] += int(h)
+            c[1] += 1
+    return out

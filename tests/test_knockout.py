@@ -183,3 +183,15 @@ def test_sweep_results_are_cached_and_resumed(tmp_path, monkeypatch):
     # another window is another experiment: a miss
     E.knockout_sweep(ad, ds[:1], ["cross-frame"], 1, only_correct=False, results_dir=tmp_path)
     assert len(calls) == 2
+
+
+def test_generation_under_knockout_starts_with_the_engines_argmax():
+    from mapflow_utils import experiments as E
+
+    ad, prep = prepared()
+    spec = K.KnockoutSpec((K.CROSS_FRAME, K.Block("question", "last")), (0, 1, 2, 3))
+    logits = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
+    text = E.generate(ad, prep, spec, max_new_tokens=1)
+    assert text == ad.tokenizer.decode([int(logits.argmax())], skip_special_tokens=True).strip()
+    clean = E.generate(ad, prep, None, max_new_tokens=1)
+    assert clean == ad.tokenizer.decode([int(prep.clean.logits.argmax())], skip_special_tokens=True).strip()
