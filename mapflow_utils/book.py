@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Sequence
+
+import numpy as np
 
 from .data import TASK_INFO, QADataset
 
@@ -74,3 +77,230 @@ def model_rows(model_dirs: dict) -> list[list[Any]]:
 
 MODEL_HEADERS = ["model", "parameters", "text layers x width", "video tokens / frame", "training steps",
                  "CPU minutes"]
+
+
+# ------------------------------------------------------------------------------------------------ claims
+
+VERDICTS = ("reproduces", "partly", "does not reproduce")
+
+
+def paper_numbers() -> dict:
+    """The paper's numbers (``data/paper/numbers.yaml``)."""
+    import yaml
+
+    from .paths import DATA
+
+    return yaml.safe_load((DATA / "paper" / "numbers.yaml").read_text())
+
+
+def grade(strong: bool, weak: bool) -> str:
+    """``reproduces`` when the strong condition holds, ``partly`` when only the weak one does."""
+    return VERDICTS[0] if strong else VERDICTS[1] if weak else VERDICTS[2]
+
+
+@dataclass
+class Claim:
+    """One claim of the paper, its number, ours, and the verdict by a stated rule."""
+
+    figure: str
+    claim: str
+    paper: str
+    ours: str
+    verdict: str
+    rule: str
+
+
+def claims_table(claims: Sequence["Claim"]) -> str:
+    """The chapter's verdict table (Markdown)."""
+    return markdown_table([[c.figure, c.claim, c.paper, c.ours, f"**{c.verdict}**", c.rule] for c in claims],
+                          ["figure", "the paper's claim", "paper", "ours", "verdict", "rule"])
+
+
+def _early(n_layers: int) -> slice:
+    """Early-to-middle layers: the first two thirds of the depth."""
+    return slice(0, max(1, round(2 * n_layers / 3)))
+
+
+def claim_cross_frame(video, image) -> Claim:
+    """Fig. 2: cross-frame knockout in early-to-middle layers hurts the Video-FT, barely its ImageLLM base.
+
+    ``video``/``image``: SweepResults with a ``cross-frame`` flow. Rule: take the most negative pooled mean %change
+    over the first two thirds of the layers; reproduces if the Video-FT's is <= -10 % with the 95% interval below
+    0 and the ImageLLM's is less than half as deep; partly if the Video-FT's is <= -5 %.
+    """
+    def lowest(r):
+        mean, lo, hi, n = r.summary("cross-frame")
+        sl = _early(len(mean))
+        i = int(np.nanargmin(mean[sl]))
+        return float(mean[sl][i]), float(hi[sl][i]), i + 1, n
+
+    v, v_hi, v_layer, nv = lowest(video)
+    m, _, m_layer, nm = lowest(image)
+    strong = v <= -10 and v_hi < 0 and abs(m) < abs(v) / 2
+    return Claim("Fig. 2", paper_numbers()["claims"]["fig2"], "qualitative (drops in early-middle layers)",
+                 f"Video-FT {v:.1f}% at layer {v_layer} (N={nv}); ImageLLM {m:.1f}% at layer {m_layer} (N={nm})",
+                 grade(strong, v <= -5), "lowest pooled mean in the first 2/3 of the layers: Video-FT <= -10% "
+                 "(95% CI below 0) and ImageLLM less than half as deep; partly if Video-FT <= -5%")
+
+
+def relative_change(acc: dict, label: str, base: str = "full") -> dict[str, float]:
+    """Per-task relative accuracy change (%) of ``acc[label]`` against ``acc[base]`` (``accuracy_under``)."""
+    out = {}
+    for task, (c, n) in acc[label].items():
+        c0 = acc[base][task][0]
+        out[task] = float("nan") if c0 == 0 else 100 * (c - c0) / c0
+    return out
+
+
+def claim_halves(acc: dict) -> Claim:
+    """Table 2: blocking cross-frame attention in the first half of the layers costs accuracy, in the second half
+    almost nothing. Rule: mean over tasks of the relative accuracy change; reproduces if the first half's is
+    <= -10 % and the second half's within ±5 %; partly if the first half costs more than the second."""
+    paper = paper_numbers()["table2_cross_frame_accuracy_change"]
+    first = np.nanmean(list(relative_change(acc, "first half").values()))
+    second = np.nanmean(list(relative_change(acc, "second half").values()))
+    p1, p2 = np.mean(list(paper["first_half"].values())), np.mean(list(paper["second_half"].values()))
+    return Claim("Table 2", "Blocking cross-frame attention in the first half of the layers costs accuracy; in the "
+                 "second half it barely does.", f"first {p1:.1f}%, second {p2:.1f}% (mean of 5 tasks)",
+                 f"first {first:.1f}%, second {second:.1f}%", grade(first <= -10 and abs(second) <= 5,
+                                                                    first < second),
+                 "mean relative accuracy change: first half <= -10% and |second half| <= 5%; partly if first < "
+                 "second")
+
+
+def claim_windows(results: dict) -> Claim:
+    """§D.3 / Fig. T: a 1-layer window barely changes the probability, larger windows give clear drops. Rule:
+    reproduces if the smallest window's lowest pooled mean is above -5 % and every larger one's is below -10 %;
+    partly if the drop deepens with the window."""
+    lows = {k: float(np.nanmin(r.summary("cross-frame")[0])) for k, r in sorted(results.items())}
+    ks = list(lows)
+    strong = lows[ks[0]] > -5 and all(lows[k] <= -10 for k in ks[1:])
+    weak = all(lows[a] >= lows[b] for a, b in zip(ks, ks[1:]))
+    return Claim("Fig. T (§D.3)", paper_numbers()["claims"]["figT"], "k=1: barely; k=5,9,13: clear drops",
+                 ", ".join(f"k={k}: {v:.1f}%" for k, v in lows.items()), grade(strong, weak),
+                 "lowest pooled mean: smallest window > -5% and the others <= -10%; partly if deeper with k")
+
+
+def _lowest(result, flow: str, task: str | None = None) -> tuple[float, int, int]:
+    """Lowest pooled mean %change of ``flow``: (value, 1-indexed layer, N)."""
+    mean, lo, hi, n = result.summary(flow, task)
+    if n == 0 or np.all(np.isnan(mean)):
+        return float("nan"), 0, n
+    i = int(np.nanargmin(mean))
+    return float(mean[i]), i + 1, n
+
+
+def claim_fig3(result) -> Claim:
+    """Fig. 3: video→question in early-middle layers, question→last later; video→last and last→last matter little.
+    Rule: reproduces if video→question and question→last both reach <= -10 % with video→question's lowest layer
+    before question→last's, and video→last and last→last stay shallower than half the deeper of the two; partly if
+    the order holds and one of them reaches <= -5 %."""
+    vq, lq, n = _lowest(result, "video→question")
+    ql, lql, _ = _lowest(result, "question→last")
+    vl, lvl, _ = _lowest(result, "video→last")
+    ll, lll, _ = _lowest(result, "last→last")
+    deep = min(vq, ql)
+    strong = vq <= -10 and ql <= -10 and lq < lql and min(vl, ll) > deep / 2
+    weak = lq <= lql and min(vq, ql) <= -5
+    ours = (f"video→question {vq:.1f}% (layer {lq}), question→last {ql:.1f}% (layer {lql}), video→last {vl:.1f}% "
+            f"(layer {lvl}), last→last {ll:.1f}% (layer {lll}); N={n}")
+    return Claim("Fig. 3", paper_numbers()["claims"]["fig3"], "7B, Table E(b): video→question -21.5% (L11-15), "
+                 "question→last -19.3% (L16-20)", ours, grade(strong, weak),
+                 "lowest pooled means: both <= -10% and video→question earlier; video→last, last→last shallower "
+                 "than half; partly if the order holds and one <= -5%")
+
+
+def claim_fig4(norm: dict, n_layers: int) -> Claim:
+    """Fig. 4: spatial keywords peak in very early layers, temporal keywords in middle layers. Rule on the normalised
+    frequencies: reproduces if the spatial peak lies in the first third and the temporal peak at least one layer
+    later; partly if the temporal peak is later at all."""
+    sp, tp = norm.get("spatial"), norm.get("temporal")
+    if sp is None or tp is None or np.all(np.isnan(sp)) or np.all(np.isnan(tp)):
+        return Claim("Fig. 4", paper_numbers()["claims"]["fig4"], "qualitative", "too few keyword hits to tell",
+                     VERDICTS[2], "needs keywords with enough top-1 hits")
+    ps, pt = int(np.nanargmax(sp)) + 1, int(np.nanargmax(tp)) + 1
+    strong = ps <= max(1, round(n_layers / 3)) and pt >= ps + 1
+    return Claim("Fig. 4", paper_numbers()["claims"]["fig4"], "spatial early, temporal middle (13B, Action Sequence)",
+                 f"spatial peak at layer {ps}, temporal peak at layer {pt}", grade(strong, pt > ps),
+                 "normalised top-1 frequency: spatial peak in the first third and temporal peak >= 1 layer later; "
+                 "partly if later at all")
+
+
+def start_share(per_frame: np.ndarray) -> np.ndarray:
+    """Share of the attention on the video that falls on its first half of frames, per layer."""
+    t = per_frame.shape[-1]
+    return per_frame[..., : t // 2].sum(-1) / per_frame.sum(-1)
+
+
+def claim_fig5(full: np.ndarray, blocked: np.ndarray, layers: slice) -> Claim:
+    """Fig. 5: with cross-frame attention, "begins" attends to the start of the video; without it, to the
+    positionally close (late) frames. Rule, over the chosen layers: reproduces if the start share is > 0.5 with
+    cross-frame attention and drops by > 0.1 without it; partly if it drops at all."""
+    a, b = float(start_share(full)[layers].mean()), float(start_share(blocked)[layers].mean())
+    return Claim("Fig. 5", paper_numbers()["claims"]["fig5"], "qualitative (7B, layers 11-20)",
+                 f"share of 'begins' attention on the first half of the frames: {a:.2f} with, {b:.2f} without "
+                 "cross-frame attention", grade(a > 0.5 and b < a - 0.1, b < a - 0.02),
+                 "start share > 0.5 with cross-frame attention and > 0.1 lower without; partly if > 0.02 lower")
+
+
+def claim_fig6(result) -> Claim:
+    """Fig. 6: the last token reads the true option, not the non-option question; blocking a false option can raise
+    the probability. Rule: reproduces if true option→last reaches <= -10 % and deeper than non-option question→last,
+    and false options→last has a positive mean at some layer; partly if true option→last is the deeper one."""
+    t, lt, n = _lowest(result, "true option→last")
+    q, lq, _ = _lowest(result, "non-option question→last")
+    f_mean = result.summary("false options→last")[0]
+    f = float(np.nanmax(f_mean)) if len(f_mean) else float("nan")
+    return Claim("Fig. 6", paper_numbers()["claims"]["fig6"], "qualitative", f"true option→last {t:.1f}% (layer "
+                 f"{lt}), non-option question→last {q:.1f}% (layer {lq}), false options→last up to {f:+.1f}%; N={n}",
+                 grade(t <= -10 and t < q and f > 0, t < q),
+                 "true option→last <= -10% and deeper than non-option→last, false options→last > 0 somewhere; "
+                 "partly if true option→last is deeper")
+
+
+PAPER_ROUTES = {"action_antonym": "direct", "action_sequence": "direct", "scene_transition": "direct",
+                "moving_direction": "via question", "object_count": "both"}
+
+
+def routes(result, threshold: float = -10.0) -> dict[str, str]:
+    """Fig. 7 per task: ``direct`` (video→true option), ``via question`` (video→non-option question and
+    non-option question→true option), ``both`` or ``neither``, each route counting when its lowest pooled mean is
+    <= ``threshold``."""
+    out = {}
+    for task in sorted(set(result.tasks)):
+        d = _lowest(result, "video→true option", task)[0] <= threshold
+        via = (_lowest(result, "video→non-option question", task)[0] <= threshold and
+               _lowest(result, "non-option question→true option", task)[0] <= threshold)
+        out[task] = "both" if d and via else "direct" if d else "via question" if via else "neither"
+    return out
+
+
+def claim_fig7(result) -> Claim:
+    """Fig. 7: the route from the video to the true option per task. Rule: reproduces if every task's route matches
+    the paper's, partly if at least two do."""
+    ours = routes(result)
+    match = sum(ours.get(t) == r for t, r in PAPER_ROUTES.items())
+    return Claim("Fig. 7", paper_numbers()["claims"]["fig7"],
+                 ", ".join(f"{t}: {r}" for t, r in PAPER_ROUTES.items()),
+                 ", ".join(f"{t}: {r}" for t, r in ours.items()), grade(match == len(PAPER_ROUTES), match >= 2),
+                 "a route counts when its lowest pooled mean <= -10%; reproduces if all 5 tasks match, partly if "
+                 ">= 2")
+
+
+def claim_fig8(true: np.ndarray, false: np.ndarray) -> Claim:
+    """Fig. 8: the true option's probability at the last position rises sharply right after the middle layers,
+    without first favouring false options. ``true``/``false``: mean probability per layer. Rule: reproduces if it
+    first reaches half its final value in the second half of the layers and never trails the false options'
+    mean by more than 1 point before that; partly if it ends above the false options and rises after the first
+    third."""
+    n = len(true)
+    final = true[-1]
+    rise = int(np.argmax(true >= final / 2)) + 1 if final > 0 else n
+    ahead = np.all(false[: rise - 1] - true[: rise - 1] <= 0.01)
+    strong = rise > n / 2 and ahead and final > false[-1]
+    weak = final > false[-1] and rise > n / 3
+    return Claim("Fig. 8", paper_numbers()["claims"]["fig8"], "7B: rises after ~layer 16 of 32",
+                 f"true option reaches half its final probability ({100 * final:.1f}%) at layer {rise} of {n}; "
+                 f"false options end at {100 * false[-1]:.1f}%", grade(strong, weak),
+                 "rise (half of final) in the second half of the layers, false options never ahead by > 1 point "
+                 "before; partly if it ends above them and rises after the first third")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -291,3 +292,86 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
             c[0] += int(h)
             c[1] += 1
     return out
+
+
+# ------------------------------------------------------------------------------------------ §3.3 helpers
+
+#: Keywords of the synthetic grammar (the paper's Table D lists nouns and verbs of its prompts the same way).
+SPATIAL_WORDS = ("red", "green", "blue", "yellow", "purple", "cyan", "beach", "forest", "desert", "snow", "city",
+                 "night", "square", "box", "tube")
+TEMPORAL_WORDS = ("up", "down", "left", "right", "moves", "grow", "shrink", "fill", "empty", "enter", "leave",
+                  "jump", "slide", "flash", "blink", "swell", "then", "start", "end", "moving")
+
+
+def keyword_ids(tokenizer, words) -> dict[str, list[int]]:
+    """Token ids of each keyword: the first token of the word alone and after a space (as in running text)."""
+    out = {}
+    for w in words:
+        ids = {tokenizer(v, add_special_tokens=False)["input_ids"][0] for v in (w, " " + w)}
+        out[w] = sorted(ids)
+    return out
+
+
+def keyword_frequency(adapter, samples, words: dict[str, Sequence[str]], variant: str = "standard",
+                      answer_format: P.AnswerFormat = "content", num_frames: int = 8, min_hits: int = 5):
+    """Logit lens over every video token (Fig. 4): per layer, how often each keyword is the top-1 token.
+
+    Returns ``(hits, normalised)``: ``hits[group][word]`` = counts ``[n_points]``; ``normalised[group]`` = mean over
+    the group's keywords with at least ``min_hits`` hits of their counts normalised to sum 1 over layers
+    (``[n_points]``, NaN when no keyword qualifies).
+    """
+    from .lens import top_tokens
+
+    ids = {g: keyword_ids(adapter.tokenizer, ws) for g, ws in words.items()}
+    hits = {g: {w: None for w in ws} for g, ws in ids.items()}
+    for s in samples:
+        prep = prepare(adapter, s, answer_format, num_frames)
+        top = top_tokens(adapter, prep.clean, list(prep.spans.video), 1, variant)[..., 0]  # [points, V]
+        for g, ws in ids.items():
+            for w, tok in ws.items():
+                c = torch.isin(top, torch.tensor(tok)).sum(-1).numpy()
+                hits[g][w] = c if hits[g][w] is None else hits[g][w] + c
+    norm = {}
+    for g, ws in hits.items():
+        rows = [c / c.sum() for c in ws.values() if c is not None and c.sum() >= min_hits]
+        n_points = next(iter(ws.values())).shape[0] if ws else 0
+        norm[g] = np.mean(rows, 0) if rows else np.full(n_points, np.nan)
+    return hits, norm
+
+
+def word_rows(prep: Prepared, tokenizer, words: Sequence[str]) -> list[int]:
+    """Token positions of the question's words among ``words`` (e.g. "begins", "first"), inside the non-option
+    question."""
+    rows = []
+    ids = prep.inputs["input_ids"][0]
+    for i in prep.spans.non_option:
+        t = tokenizer.decode([int(ids[i])]).strip().strip("?").lower()
+        if t and any(w.startswith(t) or t.startswith(w) for w in words if len(t) >= 3):
+            rows.append(i)
+    return rows
+
+
+def frame_attention(adapter, samples, words: Sequence[str], spec=None, answer_format: P.AnswerFormat = "content",
+                    num_frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Attention of the question's ``words`` onto each frame, per layer (Fig. 5), averaged over samples.
+
+    Returns ``(per_frame [layers, frames], grids [layers, frames, h, w])``: the mass on each frame's tokens (mean
+    over heads, the keyword's tokens and samples) and its spatial layout.
+    """
+    from .attention import attention_rows, video_maps
+
+    per, grids, n = None, None, 0
+    for s in samples:
+        prep = prepare(adapter, s, answer_format, num_frames)
+        rows = word_rows(prep, adapter.tokenizer, words)
+        if not rows:
+            continue
+        w = attention_rows(adapter, prep.clean, prep.spans, rows, spec=spec)  # [layers, Q, L]
+        g = video_maps(w, prep.spans).mean(1)  # [layers, frames, h, w] (or tokens)
+        f = g.flatten(2).sum(-1)
+        per = f if per is None else per + f
+        grids = g if grids is None else grids + g
+        n += 1
+    if n == 0:
+        raise ValueError(f"none of the questions contains any of {list(words)}")
+    return (per / n).numpy(), (grids / n).numpy()

@@ -31,3 +31,8 @@ def model_dir(name: str | Path | None, default: Path) -> str:
         return str(default)
     p = Path(name).expanduser()
     return str(p.resolve()) if p.exists() else str(name)
+
+
+def cache_dir(path: str | Path | None) -> Path:
+    """Resolve a chapter's ``results_dir``: ``None`` means ``runs/cache`` in the repository."""
+    return ROOT / "runs" / "cache" if path in (None, "") else Path(path).expanduser().resolve()

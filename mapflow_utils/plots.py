@@ -108,3 +108,89 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+def sweep_grid(curves: Mapping[str, tuple], tasks: Sequence[str], title: str = "",
+               ylabel: str = "% change of answer probability"):
+    """One panel per task plus one pooled; one line per entry of ``curves`` (label -> ``(SweepResult, flow)``)."""
+    use_style()
+    panels = list(tasks) + ["all tasks"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7), sharey=True, squeeze=False)
+    for ax, task in zip(axes[0], panels):
+        lines = {label: r.summary(flow, None if task == "all tasks" else task) for label, (r, flow) in curves.items()}
+        sweep_lines(lines, task.replace("_", " "), ylabel=ylabel if ax is axes[0, 0] else "", ax=ax)
+        ax.legend(fontsize=6)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def frequency_lines(norm: Mapping[str, np.ndarray], title: str, xlabel: str = "layer"):
+    """Normalised keyword frequency per layer, one line per keyword group (Fig. 4)."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(4.5, 2.8))
+    for label, y in norm.items():
+        ax.plot(np.arange(1, len(y) + 1), y, marker="o", ms=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("normalised top-1 frequency")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def frame_heatmaps(maps: Mapping[str, np.ndarray], title: str):
+    """Attention mass per (layer, frame), one panel per condition: ``maps[label]`` is ``[layers, frames]``."""
+    use_style()
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.3 * len(maps), 2.8), squeeze=False)
+    vmax = max(float(m.max()) for m in maps.values())
+    for ax, (label, m) in zip(axes[0], maps.items()):
+        im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0, vmax=vmax, origin="lower",
+                       extent=(0.5, m.shape[1] + 0.5, 0.5, m.shape[0] + 0.5))
+        ax.set_xlabel("frame")
+        ax.set_ylabel("layer")
+        ax.set_title(label)
+        ax.grid(False)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention mass")
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return fig
+
+
+def attention_on_frames(frames: np.ndarray, grids: Mapping[str, np.ndarray], title: str):
+    """The frames with the attention grid of each condition drawn over them: ``grids[label]`` is ``[T, h, w]``."""
+    use_style()
+    t = len(frames)
+    fig, axes = plt.subplots(len(grids), t, figsize=(1.0 * t + 1.2, 1.15 * len(grids) + 0.4), squeeze=False)
+    vmax = max(float(g.max()) for g in grids.values()) or 1.0
+    for r, (label, g) in enumerate(grids.items()):
+        for c in range(t):
+            ax = axes[r, c]
+            ax.imshow(frames[c])
+            h, w = frames[c].shape[:2]
+            ax.imshow(g[c], cmap="magma", alpha=0.55, vmin=0, vmax=vmax, extent=(0, w, h, 0),
+                      interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=9)
+    return fig
+
+
+def layer_slider(figures: Sequence, description: str = "layer"):
+    """An ipywidgets slider over pre-rendered figures (one per layer). The slider drives a ``Stack`` through
+    ``jslink``, so it works in the static HTML book, where no Python kernel runs."""
+    import io
+
+    import ipywidgets as widgets
+
+    images = []
+    for fig in figures:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        plt.close(fig)
+        images.append(widgets.Image(value=buf.getvalue(), format="png"))
+    stack = widgets.Stack(images, selected_index=0)
+    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description=f"{description} (0-based)",
+                               style={"description_width": "initial"})
+    widgets.jslink((slider, "value"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])

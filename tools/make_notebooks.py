@@ -112,6 +112,251 @@ mapflow data synth --out runs/synth-s7 --n-per-task 20 --seed 7
 mapflow run data -p data_dir runs/synth-s7 -p seed 7 --name synth-s7
 ```"""))
 
+COMMON_PARAMS = """video_model: str = None  # Video-FT model folder or hub id (None: data/models/tiny-videollm-ft)
+image_model: str = None  # its ImageLLM base (None: data/models/tiny-imagellm)
+data_dir: str = None  # TVBench-format folder (None: the shipped held-out synthetic split)
+tasks: list = ["action_antonym", "action_sequence", "scene_transition", "moving_direction", "object_count"]  # tasks
+n_per_task: int = 40  # questions per task (a seeded subset; the sweeps use the baseline-correct ones)
+answer_format: str = "content"  # content (tiny models) or letter (real checkpoints, the paper's format)
+window: int = 3  # knockout window in layers (the paper's 9 of 32, scaled to the model's depth)
+seed: int = 0  # seed of the question subset
+device: str = "cpu"  # cpu or cuda
+batch_size: int = 8  # knockout specs per forward
+results_dir: str = None  # result cache (None: runs/cache); reruns are instant, interrupted runs resume"""
+
+SETUP = """from IPython.display import Markdown, display
+from myst_nb import glue
+
+from mapflow_utils import book, data, experiments, knockout, models, paths, plots
+
+video_dir = paths.model_dir(video_model, paths.VIDEO_MODEL)
+image_dir = paths.model_dir(image_model, paths.IMAGE_MODEL)
+_, _, video = models.load(video_dir, device=device)
+_, _, image = models.load(image_dir, device=device)
+ds = data.load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed)
+cache = paths.cache_dir(results_dir)
+n_layers = video.num_layers"""
+
+S32 = [
+    md("""# §3.2 Temporal interaction within video tokens
+
+> Temporal reasoning begins by building spatiotemporal representations from video tokens through focused
+> cross-frame attention in early-to-middle layers. [...] this capability is uniquely acquired through VideoQA
+> instruction tuning from base ImageLLMs. (*Map the Flow*, §1 and §3.2; Fig. 2, Table 2, Table B, Fig. T)
+
+**Method.** Cross-frame knockout: in a window of `window` layers centred on each layer, every video token may
+attend only to tokens of its own frame (and everything before the video), never to earlier frames. The curve is
+the mean %change of the probability of the model's own (correct) answer, with a bootstrap 95% band and the number
+of questions N. The same sweep on the ImageLLM base is the paper's contrast."""),
+    params(COMMON_PARAMS),
+    code(SETUP),
+    md("## Fig. 2: cross-frame knockout over layers, Video-FT against ImageLLM"),
+    code("""sweeps = {name: experiments.knockout_sweep(m, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                                          progress=True, results_dir=cache)
+          for name, m in (("Video-FT", video), ("ImageLLM", image))}
+fig = plots.sweep_grid({name: (r, "cross-frame") for name, r in sweeps.items()}, tasks, "cross-frame knockout")
+fig2 = book.claim_cross_frame(sweeps["Video-FT"], sweeps["ImageLLM"])
+glue("fig2_ours", fig2.ours, display=False)
+glue("fig2_verdict", fig2.verdict, display=False)"""),
+    checked("""for name, r in sweeps.items():
+    mean, lo, hi, n = r.summary("cross-frame")
+    print(name, "N =", n, "mean %change per layer:", [round(float(x), 1) for x in mean])"""),
+    md("""Lowest pooled means in the early-to-middle layers: {glue:text}`fig2_ours`. Verdict:
+**{glue:text}`fig2_verdict`** (rule in the table at the end).
+
+## Table 2 and Table B: blocking the first or the second half of the layers
+
+Accuracy over all questions (as the paper's Table 2 divides), with cross-frame attention blocked in the first or
+the second half of the layers, as a relative change against full attention; the paper's LLaVA-NeXT-7B-Video-FT
+beside it."""),
+    code("""half = n_layers // 2
+specs = {"first half": knockout.KnockoutSpec((knockout.CROSS_FRAME,), range(half)),
+         "second half": knockout.KnockoutSpec((knockout.CROSS_FRAME,), range(half, n_layers))}
+acc = experiments.accuracy_under(video, ds, specs, answer_format, batch_size=batch_size, results_dir=cache)
+paper = book.paper_numbers()["table2_cross_frame_accuracy_change"]
+rows = []
+for part in specs:
+    ours = book.relative_change(acc, part)
+    rows.append([part, "paper"] + [f"{paper[part.replace(' ', '_')][t]:.1f}" for t in tasks])
+    rows.append([part, "ours"] + [f"{ours[t]:.1f}" for t in tasks])
+rows.append(["(full attention)", "ours: accuracy %"] + [f"{100 * acc['full'][t][0] / acc['full'][t][1]:.1f}"
+                                                        for t in tasks])
+display(Markdown(book.markdown_table(rows, ["cross-frame blocked in", "source"] + tasks)))
+table2 = book.claim_halves(acc)
+glue("t2_ours", table2.ours, display=False)
+glue("t2_verdict", table2.verdict, display=False)"""),
+    md("""Mean over tasks: {glue:text}`t2_ours`. Verdict: **{glue:text}`t2_verdict`**.
+
+Table B shows, per task, the model's answer with full attention and with cross-frame attention blocked in the first
+half of the layers (greedy continuation of the prompt):"""),
+    code("""examples = [experiments.prepare(video, items[0], answer_format) for items in ds.by_task().values()]
+rows = [[p.sample.task, p.sample.question, p.sample.answer, experiments.generate(video, p),
+         experiments.generate(video, p, specs["first half"])] for p in examples]
+display(Markdown(book.markdown_table(rows, ["task", "question", "true answer", "full attention",
+                                            "cross-frame blocked (first half)"])))"""),
+    md("""## Fig. T (§D.3): window size
+
+The paper sweeps windows of 1, 5, 9 and 13 of 32 layers. Scaled to this model's depth (rounded up, at least 1):"""),
+    code("""ks = sorted({max(1, -(-k * n_layers // 32)) for k in (1, 5, 9, 13)})
+windows = {k: experiments.knockout_sweep(video, ds, ["cross-frame"], k, answer_format, batch_size=batch_size,
+                                         results_dir=cache) for k in ks}
+fig = plots.sweep_lines({f"k = {k}": r.summary("cross-frame") for k, r in windows.items()},
+                        "Video-FT: cross-frame knockout by window size")
+figT = book.claim_windows(windows)"""),
+    md("## Verdicts"),
+    code("""display(Markdown(book.claims_table([fig2, table2, figT])))"""),
+    md("""## Rerun with your model
+
+```bash
+mapflow run s3_2_temporal -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p image_model /path/to/llava-v1.6-7b \\
+    -p data_dir /path/to/TVBench -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
+```"""),
+]
+
+S33 = [
+    md("""# §3.3 Video-language integration
+
+> Video information is selectively propagated to their relevant temporal reasoning vocabulary tokens and
+> integrated with textual information. [...] Alignment between these representations and temporal keyword
+> embeddings facilitates selective video-language integration over relevant question tokens in early-to-middle
+> layers, which is followed by information converging to the last position token in middle-to-late layers.
+> (*Map the Flow*, §1 and §3.3; Figs. 3–7)
+
+**Method.** The same knockout sweeps as in §3.2 (window of `window` layers, mean %change of the model's own correct
+answer, bootstrap 95% band, N questions), now blocking flows between the video, the question (with its options),
+its parts and the last position; the logit lens over the video tokens; and attention maps of the question's
+temporal words onto the frames."""),
+    params(COMMON_PARAMS),
+    code(SETUP),
+    code("""flows = ["video→question", "video→last", "question→last", "last→last", "non-option question→last",
+         "true option→last", "false options→last", "video→non-option question",
+         "non-option question→true option", "video→true option"]
+sweep = experiments.knockout_sweep(video, ds, flows, window, answer_format, batch_size=batch_size, progress=True,
+                                   results_dir=cache)
+claims = []"""),
+    md("## Fig. 3: video → question → last"),
+    code("""fig = plots.sweep_grid({f: (sweep, f) for f in flows[:4]}, tasks, "Video-FT: blocking flows between video, "
+                      "question and last position")
+claims.append(book.claim_fig3(sweep))
+glue("fig3_ours", claims[-1].ours, display=False)
+glue("fig3_verdict", claims[-1].verdict, display=False)"""),
+    checked("""for f in flows:
+    mean, lo, hi, n = sweep.summary(f)
+    print(f"{f:<34} N={n:<4}", [round(float(x), 1) for x in mean])"""),
+    md("""{glue:text}`fig3_ours`. Verdict: **{glue:text}`fig3_verdict`**.
+
+## Fig. 4: temporal concepts in the video tokens (logit lens)
+
+Every video token's hidden state is read through the lens at every layer; the curves are how often the grammar's
+spatial words (colours, scenes, shapes) and temporal words (directions, actions, order) are its top-1 token,
+normalised per keyword over layers and averaged over keywords (keywords with at least 5 hits). Both lens variants,
+labelled: the standard logit lens and the paper's (layer inputs on the input embeddings, no final norm)."""),
+    code("""words = {"spatial": experiments.SPATIAL_WORDS, "temporal": experiments.TEMPORAL_WORDS}
+lens_sample = ds.by_task()
+lens_ds = [s for items in lens_sample.values() for s in items[:8]]
+freq = {v: experiments.keyword_frequency(video, lens_ds, words, variant=v, answer_format=answer_format)
+        for v in ("standard", "paper")}
+for v, (hits, norm) in freq.items():
+    fig = plots.frequency_lines(norm, f"keywords in video tokens ({v} lens)",
+                                xlabel="layer" if v == "standard" else "layer input (1 = embeddings)")
+claims.append(book.claim_fig4(freq["standard"][1], n_layers))
+glue("fig4_ours", claims[-1].ours, display=False)
+glue("fig4_verdict", claims[-1].verdict, display=False)"""),
+    checked("""for v, (hits, norm) in freq.items():
+    print(v, {g: int(sum(c.sum() for c in ws.values())) for g, ws in hits.items()}, "top-1 hits")"""),
+    md("""Standard lens: {glue:text}`fig4_ours`. Verdict: **{glue:text}`fig4_verdict`**.
+
+## Fig. 5: where "begins" looks, with and without cross-frame attention
+
+The attention of the word "begins" (Object Count questions: "... moving when the video begins?") onto each frame,
+per layer, averaged over heads and questions; without cross-frame attention (blocked in every layer) each frame
+can no longer see the earlier ones."""),
+    code("""count_ds = ds.by_task().get("object_count", [])
+all_layers = knockout.KnockoutSpec((knockout.CROSS_FRAME,), range(n_layers))
+per_full, grid_full = experiments.frame_attention(video, count_ds, ["begins"], None, answer_format)
+per_block, grid_block = experiments.frame_attention(video, count_ds, ["begins"], all_layers, answer_format)
+fig = plots.frame_heatmaps({"with cross-frame attention": per_full, "cross-frame blocked": per_block},
+                           '"begins" → frames')
+middle = slice(n_layers // 3, max(n_layers // 3 + 1, 2 * n_layers // 3))
+claims.append(book.claim_fig5(per_full, per_block, middle))
+glue("fig5_ours", claims[-1].ours, display=False)
+glue("fig5_verdict", claims[-1].verdict, display=False)"""),
+    md("""Middle layers: {glue:text}`fig5_ours`. Verdict: **{glue:text}`fig5_verdict`**.
+
+Drawn on the frames of one question, layer by layer (the slider works in the static page):"""),
+    code("""frames = count_ds[0].frames()
+figs = [plots.attention_on_frames(frames, {"with": grid_full[l], "blocked": grid_block[l]},
+                                  f'layer {l + 1}: "begins" → frames (mean over questions)')
+        for l in range(n_layers)]
+plots.layer_slider(figs, "layer index")"""),
+    md("## Fig. 6: which part of the question reaches the last position"),
+    code("""fig = plots.sweep_grid({f: (sweep, f) for f in flows[4:7]}, tasks, "Video-FT: question parts → last")
+claims.append(book.claim_fig6(sweep))
+glue("fig6_ours", claims[-1].ours, display=False)
+glue("fig6_verdict", claims[-1].verdict, display=False)"""),
+    md("""{glue:text}`fig6_ours`. Verdict: **{glue:text}`fig6_verdict`**.
+
+## Fig. 7: how the video reaches the true option"""),
+    code("""fig = plots.sweep_grid({f: (sweep, f) for f in flows[7:]}, tasks, "Video-FT: video → question parts")
+claims.append(book.claim_fig7(sweep))
+display(Markdown(book.markdown_table([[t, book.PAPER_ROUTES.get(t, ""), r] for t, r in book.routes(sweep).items()],
+                                     ["task", "paper's route", "ours"])))
+glue("fig7_verdict", claims[-1].verdict, display=False)"""),
+    md("""Verdict: **{glue:text}`fig7_verdict`** (a route counts when blocking it costs at least 10% somewhere).
+
+## Verdicts"""),
+    code("""display(Markdown(book.claims_table(claims)))"""),
+    md("""## Rerun with your model
+
+```bash
+mapflow run s3_3_integration -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
+    -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
+```"""),
+]
+
+S34 = [
+    md("""# §3.4 Answer generation
+
+> Tracing layer-wise answer probability at the last token reveals that the model is prepared to generate a correct
+> answer immediately once the video-language integration concludes after middle layers. (*Map the Flow*, §1 and
+> §3.4; Fig. 8)
+
+**Method.** At the last position, the hidden state after each layer is read in the vocabulary (the logit lens:
+final norm, then `lm_head`); the curves are the probability of the true option's answer token and the mean over the
+false options', over the baseline-correct questions. The paper's own variant (layer inputs on the input embeddings,
+no final norm) is shown beside it, labelled."""),
+    params(COMMON_PARAMS),
+    code(SETUP),
+    code("""probs = {v: experiments.option_probabilities(video, ds, answer_format, variant=v) for v in ("standard", "paper")}
+for v, p in probs.items():
+    curves = {name: experiments.bootstrap_mean(p[key] * 100) + (len(p[key]),)
+              for name, key in (("true option", "true"), ("false options (mean)", "false"))}
+    fig = plots.sweep_lines(curves, f"answer probability at the last position ({v} lens)", ylabel="probability (%)")
+    fig.axes[0].set_xlabel("layer" if v == "standard" else "layer input (last point: final norm output)")
+std = probs["standard"]
+fig8 = book.claim_fig8(std["true"].mean(0), std["false"].mean(0))
+glue("fig8_ours", fig8.ours, display=False)
+glue("fig8_verdict", fig8.verdict, display=False)"""),
+    checked("""for v, p in probs.items():
+    print(v, "N =", len(p["true"]), "true:", [round(float(x), 3) for x in p["true"].mean(0)])"""),
+    md("""Per task (standard lens):"""),
+    code("""for task in tasks:
+    sel = std["tasks"] == task
+    if sel.any():
+        curves = {name: experiments.bootstrap_mean(std[key][sel] * 100) + (int(sel.sum()),)
+                  for name, key in (("true option", "true"), ("false options (mean)", "false"))}
+        fig = plots.sweep_lines(curves, task.replace("_", " "), ylabel="probability (%)")
+        fig.axes[0].set_xlabel("layer")"""),
+    md("""{glue:text}`fig8_ours`. Verdict: **{glue:text}`fig8_verdict`**."""),
+    code("""display(Markdown(book.claims_table([fig8])))"""),
+    md("""## Rerun with your model
+
+```bash
+mapflow run s3_4_answer -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
+    -p answer_format letter -p n_per_task 200 -p device cuda --name llava7b
+```"""),
+]
+
 MODELS = [
     md("""# The models
 
@@ -213,6 +458,6 @@ mapflow run models -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p image_model
 ]
 
 if __name__ == "__main__":
-    chapters = {"data": DATA, "models": MODELS}
+    chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34}
     for name in sys.argv[1:] or chapters:
         write(name, chapters[name])

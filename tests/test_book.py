@@ -1,0 +1,71 @@
+"""Verdict rules of the chapters, on constructed results (each rule can say each verdict)."""
+
+import numpy as np
+
+from mapflow_utils import book
+from mapflow_utils.experiments import SweepResult, bootstrap_mean
+
+
+def result(curves: dict, n: int = 30, noise: float = 1.0, tasks=("action_antonym",)) -> SweepResult:
+    rng = np.random.default_rng(0)
+    change = {f: np.asarray(c, float)[None] + noise * rng.standard_normal((n, len(c))) for f, c in curves.items()}
+    return SweepResult(change, [tasks[i % len(tasks)] for i in range(n)], {}, 3)
+
+
+def test_bootstrap_interval_contains_the_mean():
+    x = np.random.default_rng(1).normal(5, 2, size=(200, 3))
+    m, lo, hi = bootstrap_mean(x)
+    assert np.all(lo < m) and np.all(m < hi) and np.allclose(m, x.mean(0))
+    assert np.all(hi - lo < 1.0)
+
+
+def test_cross_frame_claim():
+    flat = [0] * 8
+    dip = [-2, -25, -20, -5, 0, 0, 0, 0]
+    assert book.claim_cross_frame(result({"cross-frame": dip}), result({"cross-frame": flat})).verdict == \
+        "reproduces"
+    assert book.claim_cross_frame(result({"cross-frame": dip}), result({"cross-frame": dip})).verdict == "partly"
+    assert book.claim_cross_frame(result({"cross-frame": flat}), result({"cross-frame": flat})).verdict == \
+        "does not reproduce"
+    late = [0, 0, 0, 0, 0, 0, -30, -30]  # a drop only in the last third is not the paper's claim
+    assert book.claim_cross_frame(result({"cross-frame": late}), result({"cross-frame": flat})).verdict == \
+        "does not reproduce"
+
+
+def test_fig3_claim():
+    good = {"video→question": [0, -20, -25, -5, 0, 0, 0, 0], "question→last": [0, 0, 0, -5, -30, -20, 0, 0],
+            "video→last": [0] * 8, "last→last": [0] * 8}
+    assert book.claim_fig3(result(good)).verdict == "reproduces"
+    direct = dict(good, **{"video→last": [0, -40, -40, 0, 0, 0, 0, 0]})  # the pilots' tiny-model route
+    assert book.claim_fig3(result(direct)).verdict == "partly"
+    reversed_order = dict(good, **{"video→question": [0, 0, 0, 0, 0, 0, -30, 0]})
+    assert book.claim_fig3(result(reversed_order)).verdict == "does not reproduce"
+
+
+def test_halves_claim():
+    acc = {"full": {"a": [80, 100], "b": [60, 100]}, "first half": {"a": [40, 100], "b": [30, 100]},
+           "second half": {"a": [79, 100], "b": [60, 100]}}
+    assert book.claim_halves(acc).verdict == "reproduces"
+    acc["second half"] = {"a": [50, 100], "b": [40, 100]}
+    assert book.claim_halves(acc).verdict == "partly"
+    assert abs(book.relative_change(acc, "first half")["a"] + 50) < 1e-9
+
+
+def test_fig8_claim():
+    n = 8
+    rise_late = np.array([0.01, 0.01, 0.02, 0.02, 0.3, 0.8, 0.9, 0.95])
+    false = np.full(n, 0.01)
+    assert book.claim_fig8(rise_late, false).verdict == "reproduces"
+    early = np.array([0.6, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.95])
+    assert book.claim_fig8(early, false).verdict == "does not reproduce"
+    favours_false_first = rise_late.copy()
+    assert book.claim_fig8(favours_false_first, np.array([0.01, 0.2, 0.2, 0.2, 0.1, 0.01, 0.01, 0.01])).verdict \
+        == "partly"
+
+
+def test_routes_and_fig7():
+    tasks = ("action_antonym", "moving_direction")
+    r = result({"video→true option": [0, -30, 0], "video→non-option question": [0, 0, 0],
+                "non-option question→true option": [0, 0, 0]}, tasks=tasks)
+    assert book.routes(r) == {"action_antonym": "direct", "moving_direction": "direct"}
+    assert book.claim_fig7(r).verdict == "does not reproduce"  # 1 of 5 tasks matches
