@@ -43,7 +43,7 @@ def eval_rows(evaluation: dict, label: str = "") -> list[list[Any]]:
     tasks = list(evaluation["all"])
     rows = []
     for mode, res in evaluation.items():
-        if mode == "image_qa":
+        if mode in ("image_qa", "hits"):
             continue
         accs = [100 * res[t][0] / res[t][1] for t in tasks]
         rows.append([label, mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])

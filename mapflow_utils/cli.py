@@ -95,7 +95,9 @@ def evaluate(model: str, data: str | None = None, answer_format: str = "content"
     _, _, adapter = load(model)
     ds = load_tvbench(paths.data_dir(data), n_per_task=n_per_task)
     modes = E.FRAME_MODES if controls else ("all",)
-    table = {m: E.accuracy(adapter, ds, answer_format, mode=m, progress=True) for m in modes}
+    hits: dict = {}
+    table = {m: E.accuracy(adapter, ds, answer_format, mode=m, progress=True, hits=hits if m == "all" else None)
+             for m in modes}
     tasks = list(table["all"])
     print(f"{'frames':<15}" + "".join(f"{t[:16]:>18}" for t in tasks) + f"{'mean':>8}")
     for m, res in table.items():
@@ -105,6 +107,7 @@ def evaluate(model: str, data: str | None = None, answer_format: str = "content"
         img = E.image_accuracy(adapter, n=images, progress=True)
         print("image QA: " + ", ".join(f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()))
         table["image_qa"] = img
+    table["hits"] = hits
     return table
 
 

@@ -90,8 +90,11 @@ def predict(adapter, sample: QASample, answer_format: P.AnswerFormat, frames: np
 
 
 def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: str = "all", num_frames: int = 8,
-             seed: int = 0, progress: bool = False) -> dict[str, tuple[int, int]]:
-    """Correct and total per task: ``{task: (correct, n)}`` for the frame control ``mode`` (see FRAME_MODES)."""
+             seed: int = 0, progress: bool = False, hits: dict | None = None) -> dict[str, tuple[int, int]]:
+    """Correct and total per task: ``{task: (correct, n)}`` for the frame control ``mode`` (see FRAME_MODES).
+
+    ``hits``: if given, filled with ``{sample uid: 0 or 1}``.
+    """
     rng = np.random.default_rng(seed)
     out: dict[str, list[int]] = {}
     it = samples
@@ -102,6 +105,8 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
     for s in it:
         frames = control_frames(s.frames(num_frames), mode, rng)
         hit = predict(adapter, s, answer_format, frames) == s.answer_index
+        if hits is not None:
+            hits[s.uid] = int(hit)
         c = out.setdefault(s.task, [0, 0])
         c[0] += hit
         c[1] += 1

@@ -371,7 +371,7 @@ def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evalua
     tasks = [t for t in evaluation["all"]]
     rows = []
     for mode, res in evaluation.items():
-        if mode == "image_qa":
+        if mode in ("image_qa", "hits"):
             continue
         accs = [100 * res[t][0] / res[t][1] for t in tasks]
         rows.append([mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
