@@ -304,3 +304,17 @@ def claim_fig8(true: np.ndarray, false: np.ndarray) -> Claim:
                  f"false options end at {100 * false[-1]:.1f}%", grade(strong, weak),
                  "rise (half of final) in the second half of the layers, false options never ahead by > 1 point "
                  "before; partly if it ends above them and rises after the first third")
+
+
+def mechanism_rows(sweep) -> list[list[Any]]:
+    """Per flow: N, the lowest pooled mean %change and its layer (1-indexed), and the mean over layers."""
+    rows = []
+    for flow in sweep.change:
+        mean, lo, hi, n = sweep.summary(flow)
+        i = int(np.nanargmin(mean)) if n else 0
+        rows.append([flow, n, f"{mean[i]:.1f}" if n else "", i + 1 if n else "",
+                     f"{np.nanmean(mean):.1f}" if n else ""])
+    return rows
+
+
+MECHANISM_HEADERS = ["flow blocked", "N", "lowest mean %change", "at layer", "mean over layers"]

@@ -111,6 +111,30 @@ def evaluate(model: str, data: str | None = None, answer_format: str = "content"
     return table
 
 
+def mechanism(model: str, n_per_task: int, window: int) -> str:
+    """A first look at the mechanism for a model card: every flow's knockout sweep and the option lens."""
+    import numpy as np
+
+    from . import book, experiments
+    from .data import load_tvbench
+    from .models import load
+
+    _, _, adapter = load(model)
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=n_per_task, seed=0)
+    sweep = experiments.knockout_sweep(adapter, ds, list(experiments.FLOWS), window, "content", progress=True)
+    probs = experiments.option_probabilities(adapter, ds, "content")
+    true, false = probs["true"].mean(0), probs["false"].mean(0)
+    lens = ", ".join(f"{i + 1}: {100 * t:.0f}/{100 * f:.0f}" for i, (t, f) in enumerate(zip(true, false)))
+    return "\n".join([
+        "## A first look at the mechanism", "",
+        f"Knockout sweeps (window {window} of {adapter.num_layers} layers, centred; %change of the predicted "
+        f"answer's probability, baseline-correct questions among {n_per_task} per task of the held-out split; "
+        "engine: `mapflow_utils.knockout`):", "",
+        book.markdown_table(book.mechanism_rows(sweep), book.MECHANISM_HEADERS), "",
+        "Layerwise probability (%) of the true / false options at the last position (standard logit lens), "
+        f"layer: true/false — {lens}.", ""])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mapflow", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -137,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     card.add_argument("--runs", nargs="+", required=True, help="training run folders, in order")
     card.add_argument("--title", required=True)
     card.add_argument("--images", type=int, default=200, help="held-out images for image-QA accuracy")
+    card.add_argument("--mechanism", type=int, default=0,
+                      help="questions per task for a first look at the knockout sweeps (0: none)")
+    card.add_argument("--window", type=int, default=3, help="knockout window for --mechanism")
 
     book = sub.add_parser("book", help="execute the chapters into book/ and build the HTML (Jupyter Book 1)")
     book.add_argument("--no-execute", action="store_true", help="build from the executed notebooks as they are")
@@ -175,7 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .train import write_card
 
         table = evaluate(args.model, controls=True, images=args.images)
-        print(write_card(args.model, args.runs, args.title, table))
+        extra = mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
+        print(write_card(args.model, args.runs, args.title, table, extra))
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
     return 0
