@@ -318,3 +318,18 @@ def mechanism_rows(sweep) -> list[list[Any]]:
 
 
 MECHANISM_HEADERS = ["flow blocked", "N", "lowest mean %change", "at layer", "mean over layers"]
+
+
+def table2_rows(acc: dict, tasks: Sequence[str]) -> list[list[Any]]:
+    """Table 2 beside the paper's: relative accuracy change per task for each half, and our full accuracy."""
+    paper = paper_numbers()["table2_cross_frame_accuracy_change"]
+    rows = []
+    for part in [k for k in acc if k != "full"]:
+        ours = relative_change(acc, part)
+        key = part.replace(" ", "_")
+        rows.append([part, "paper"] + [f"{paper[key][t]:.1f}" if key in paper and t in paper[key] else ""
+                                       for t in tasks])
+        rows.append([part, "ours"] + [f"{ours.get(t, float('nan')):.1f}" for t in tasks])
+    rows.append(["(full attention)", "ours: accuracy %"] + [f"{100 * acc['full'][t][0] / acc['full'][t][1]:.1f}"
+                                                            if t in acc["full"] else "" for t in tasks])
+    return rows

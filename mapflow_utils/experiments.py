@@ -380,3 +380,15 @@ def frame_attention(adapter, samples, words: Sequence[str], spec=None, answer_fo
     if n == 0:
         raise ValueError(f"none of the questions contains any of {list(words)}")
     return (per / n).numpy(), (grids / n).numpy()
+
+
+def answers_under(adapter, samples_by_task: dict, spec, answer_format: P.AnswerFormat = "content",
+                  max_new_tokens: int = 6) -> list[list[str]]:
+    """Table B: for the first question of each task, the true answer and the model's greedy answer with full
+    attention and under ``spec``: rows ``[task, question, true answer, full, knocked out]``."""
+    rows = []
+    for task, items in samples_by_task.items():
+        prep = prepare(adapter, items[0], answer_format)
+        rows.append([task, items[0].question, items[0].answer, generate(adapter, prep, None, max_new_tokens),
+                     generate(adapter, prep, spec, max_new_tokens)])
+    return rows

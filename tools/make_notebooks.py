@@ -173,15 +173,7 @@ beside it."""),
 specs = {"first half": knockout.KnockoutSpec((knockout.CROSS_FRAME,), range(half)),
          "second half": knockout.KnockoutSpec((knockout.CROSS_FRAME,), range(half, n_layers))}
 acc = experiments.accuracy_under(video, ds, specs, answer_format, batch_size=batch_size, results_dir=cache)
-paper = book.paper_numbers()["table2_cross_frame_accuracy_change"]
-rows = []
-for part in specs:
-    ours = book.relative_change(acc, part)
-    rows.append([part, "paper"] + [f"{paper[part.replace(' ', '_')][t]:.1f}" for t in tasks])
-    rows.append([part, "ours"] + [f"{ours[t]:.1f}" for t in tasks])
-rows.append(["(full attention)", "ours: accuracy %"] + [f"{100 * acc['full'][t][0] / acc['full'][t][1]:.1f}"
-                                                        for t in tasks])
-display(Markdown(book.markdown_table(rows, ["cross-frame blocked in", "source"] + tasks)))
+display(Markdown(book.markdown_table(book.table2_rows(acc, tasks), ["cross-frame blocked in", "source"] + tasks)))
 table2 = book.claim_halves(acc)
 glue("t2_ours", table2.ours, display=False)
 glue("t2_verdict", table2.verdict, display=False)"""),
@@ -189,9 +181,7 @@ glue("t2_verdict", table2.verdict, display=False)"""),
 
 Table B shows, per task, the model's answer with full attention and with cross-frame attention blocked in the first
 half of the layers (greedy continuation of the prompt):"""),
-    code("""examples = [experiments.prepare(video, items[0], answer_format) for items in ds.by_task().values()]
-rows = [[p.sample.task, p.sample.question, p.sample.answer, experiments.generate(video, p),
-         experiments.generate(video, p, specs["first half"])] for p in examples]
+    code("""rows = experiments.answers_under(video, ds.by_task(), specs["first half"], answer_format)
 display(Markdown(book.markdown_table(rows, ["task", "question", "true answer", "full attention",
                                             "cross-frame blocked (first half)"])))"""),
     md("""## Fig. T (§D.3): window size
