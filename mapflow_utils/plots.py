@@ -112,14 +112,26 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
 
 def sweep_grid(curves: Mapping[str, tuple], tasks: Sequence[str], title: str = "",
                ylabel: str = "% change of answer probability"):
-    """One panel per task plus one pooled; one line per entry of ``curves`` (label -> ``(SweepResult, flow)``)."""
+    """One panel per task plus one pooled (3 columns); one line per entry of ``curves`` (label ->
+    ``(SweepResult, flow)``); the legend with N sits in the pooled panel."""
     use_style()
     panels = list(tasks) + ["all tasks"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7), sharey=True, squeeze=False)
-    for ax, task in zip(axes[0], panels):
+    cols = 3
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(9.5, 2.7 * rows + 0.4), sharey=True, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(panels):
+            ax.axis("off")
+            continue
+        task = panels[k]
         lines = {label: r.summary(flow, None if task == "all tasks" else task) for label, (r, flow) in curves.items()}
-        sweep_lines(lines, task.replace("_", " "), ylabel=ylabel if ax is axes[0, 0] else "", ax=ax)
-        ax.legend(fontsize=6)
+        ns = sorted({v[3] for v in lines.values()})
+        label_n = f"N={ns[0]}" if len(ns) == 1 else "N=" + "/".join(str(v[3]) for v in lines.values())
+        sweep_lines(lines, f"{task.replace('_', ' ')} ({label_n})", ylabel=ylabel if k % cols == 0 else "", ax=ax)
+        if task != "all tasks":
+            ax.get_legend().remove()
+        else:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
     fig.tight_layout()
