@@ -15,7 +15,7 @@ from .spans import Spans
 
 @torch.no_grad()
 def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], layers: Sequence[int] | None = None,
-                   spec: K.KnockoutSpec | None = None) -> torch.Tensor:
+                   spec=None) -> torch.Tensor:
     """Attention weights (mean over heads) of the query ``rows`` onto every key, per layer: ``[len(layers), Q, L]``.
 
     With ``spec`` the maps are taken under that knockout (e.g. cross-frame blocked), otherwise in the clean run.
@@ -25,12 +25,7 @@ def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], l
     layers = list(range(adapter.num_layers)) if layers is None else list(layers)
     rows_t = torch.as_tensor(list(rows), dtype=torch.long)
     capture = {"rows": rows_t, "layers": set(layers), "out": {}}
-    if spec is not None and not spec.empty:
-        pairs = K.blocked_pairs(spec.blocks, spans)[None, None]
-        active = {l: torch.tensor([True]) for l in spec.layers}
-    else:
-        pairs, active = None, {}
-    plan = K._Plan(pairs, 0, active, capture=capture)
+    plan = K.single_plan(spec, spans, capture=capture, device=clean.embeds.device)
     with K._plan(plan):
         adapter.language_model(inputs_embeds=clean.embeds, position_ids=clean.position_ids, use_cache=False,
                                **clean.lm_kwargs)

@@ -259,13 +259,7 @@ def generate(adapter, prep: Prepared, spec=None, max_new_tokens: int = 6) -> str
 
     K.enable(adapter.model)
     L = prep.spans.length
-    total = L + max_new_tokens
-    pairs = torch.zeros(1, 1, total, total, dtype=torch.bool)
-    active = {}
-    if spec is not None and not spec.empty:
-        pairs[0, 0, :L, :L] = K.blocked_pairs(spec.blocks, prep.spans)
-        active = {l: torch.tensor([True]) for l in spec.layers}
-    plan = K._Plan(pairs, 0, active)
+    plan = K.single_plan(spec, prep.spans, L + max_new_tokens, device=prep.clean.embeds.device)
     with torch.no_grad(), K._plan(plan):
         out = adapter.model.generate(**prep.inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=adapter.tokenizer.pad_token_id)

@@ -75,6 +75,48 @@ class KnockoutSpec:
     def empty(self) -> bool:
         return not self.blocks or not self.layers
 
+    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        """``[(blocked pairs [L, L], layers)]``: what the engine applies (one part; empty when nothing is blocked)."""
+        return [] if self.empty else [(blocked_pairs(self.blocks, spans), self.layers)]
+
+
+@dataclass(frozen=True)
+class UnionSpec:
+    """Several specs at once, each in its own layers (e.g. the effective-pathway mask of §3.5)."""
+
+    specs: tuple[KnockoutSpec, ...]
+    label: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return all(s.empty for s in self.specs)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted({l for s in self.specs for l in s.layers}))
+
+    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        return [p for s in self.specs for p in s.parts(spans)]
+
+
+@dataclass(frozen=True, eq=False)
+class PairsSpec:
+    """Explicit blocked (query, key) pairs per layer: ``pairs[layer]`` is bool ``[L, L]`` (e.g. random blocking)."""
+
+    pairs: dict
+    label: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not any(bool(p.any()) for p in self.pairs.values())
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(sorted(l for l, p in self.pairs.items() if p.any()))
+
+    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
+        return [(p, (l,)) for l, p in sorted(self.pairs.items()) if p.any()]
+
 
 def window(layer: int, k: int, n_layers: int) -> tuple[int, ...]:
     """The ``k`` layers centred on ``layer``, truncated at both ends (Geva et al.): for k = 9, layer-4 … layer+4."""
@@ -114,6 +156,7 @@ class _Plan:
     pairs: torch.Tensor | None  # bool [B, 1, Lq_total, Lk] for query positions q_start.., or None
     q_start: int  # absolute position of the first query row stored in ``pairs``
     active: dict[int, torch.Tensor]  # layer -> bool [B]: which rows apply their pairs at this layer
+    more: list = field(default_factory=list)  # further (pairs, active) parts, OR-ed with the first
     calls: Counter = field(default_factory=Counter)
     capture: dict | None = None  # attention.py: {"rows": LongTensor[Q], "layers": set, "out": {layer: Tensor}}
 
@@ -140,17 +183,17 @@ def knockout_attention(module, query, key, value, attention_mask, **kwargs):
     layer = getattr(module, "layer_idx", None)
     if plan is not None:
         plan.calls[layer] += 1
-    rows_active = None if plan is None else plan.active.get(layer)
+    parts = [] if plan is None else [(p, a[layer]) for p, a in [(plan.pairs, plan.active)] + plan.more
+                                      if layer in a]
     capture = plan is not None and plan.capture is not None and layer in plan.capture["layers"]
-    if rows_active is None and not capture:
+    if not parts and not capture:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     q_len, kv_len = query.shape[2], key.shape[2]
     q0 = kv_len - q_len  # absolute position of the first query (no left padding inside the engine)
     allowed = _allowed(attention_mask, q_len, kv_len, query.device)
-    if rows_active is not None:
-        lo = q0 - plan.q_start
-        blocked = plan.pairs[:, :, lo:lo + q_len, :kv_len] & rows_active.view(-1, 1, 1, 1)
-        allowed = allowed & ~blocked
+    lo = q0 - (plan.q_start if plan is not None else 0)
+    for pairs, rows_active in parts:
+        allowed = allowed & ~(pairs[:, :, lo:lo + q_len, :kv_len] & rows_active.view(-1, 1, 1, 1))
     if capture:
         _capture(plan, layer, module, query, key, allowed, q0, kwargs.get("scaling"))
     kwargs.pop("is_causal", None)
@@ -203,6 +246,23 @@ def enable(model) -> None:
         model.set_attn_implementation({"text_config": ATTN_NAME})
     else:
         model.set_attn_implementation(ATTN_NAME)
+
+
+def single_plan(spec, spans: Spans, length: int | None = None, capture: dict | None = None,
+                device=None) -> _Plan:
+    """The plan of one spec (any of KnockoutSpec, UnionSpec, PairsSpec, or None) for a batch-1 forward over the
+    whole sequence, padded to ``length`` positions (generation appends tokens that nothing blocks)."""
+    L = spans.length
+    T = length or L
+    parts = [] if spec is None else spec.parts(spans)
+    stacked = []
+    for pairs, layers in parts:
+        full = torch.zeros(1, 1, T, T, dtype=torch.bool)
+        full[0, 0, :L, :L] = pairs
+        stacked.append((full.to(device), {l: torch.tensor([True], device=device) for l in layers}))
+    if not stacked:
+        return _Plan(None, 0, {}, capture=capture)
+    return _Plan(stacked[0][0], 0, stacked[0][1], more=stacked[1:], capture=capture)
 
 
 @contextlib.contextmanager
@@ -328,25 +388,30 @@ def _uniform_layers(lm) -> bool:
 
 
 @torch.no_grad()
-def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec], reuse_prefix: bool = True,
+def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix: bool = True,
               layer_start: bool = True) -> torch.Tensor:
     """One forward for a batch of specs (one per row); returns last-position logits ``[len(specs), vocab]``."""
     from transformers import DynamicCache
 
     enable(adapter.model)
     n, L, lm = len(specs), clean.length, adapter.language_model
-    pairs = torch.stack([blocked_pairs(s.blocks, spans) for s in specs])  # [n, L, L]
-    p0 = min(_first_query(p) for p in pairs) if reuse_prefix else 0
-    p0 = min(p0, L - 1)
-    starts = [s.layers[0] for s in specs if not s.empty]
+    row_parts = [s.parts(spans) for s in specs]
+    firsts = [_first_query(p) for parts in row_parts for p, _ in parts]
+    p0 = min(firsts + [L - 1]) if reuse_prefix else 0
+    starts = [layers[0] for parts in row_parts for _, layers in parts]
     l0 = min(starts) if (starts and layer_start and _uniform_layers(lm)) else 0
     dev = clean.embeds.device
-    active = {}
-    for layer in range(adapter.num_layers):
-        rows = torch.tensor([layer in s.layers for s in specs], device=dev)
-        if rows.any():
-            active[layer] = rows
-    plan = _Plan(pairs[:, None, p0:, :].to(dev), p0, active)
+    stacked = []
+    for k in range(max([len(p) for p in row_parts] + [1])):
+        pairs = torch.zeros(n, 1, L - p0, L, dtype=torch.bool)
+        active = {}
+        for i, parts in enumerate(row_parts):
+            if k < len(parts):
+                pairs[i, 0] = parts[k][0][p0:]
+                for layer in parts[k][1]:
+                    active.setdefault(layer, torch.zeros(n, dtype=torch.bool))[i] = True
+        stacked.append((pairs.to(dev), {l: a.to(dev) for l, a in active.items()}))
+    plan = _Plan(stacked[0][0], p0, stacked[0][1], more=stacked[1:])
     cache = None
     if p0 > 0:
         cache = DynamicCache(config=lm.config)
@@ -369,7 +434,7 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec]
     return adapter.lm_head(out.last_hidden_state[:, -1]).float()
 
 
-def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec], answer_ids: Sequence[int],
+def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence, answer_ids: Sequence[int],
               batch_size: int = 8, reuse_prefix: bool = True, layer_start: bool = True) -> torch.Tensor:
     """Probabilities of the answer tokens at the last position under each spec: ``[len(specs), len(answer_ids)]``.
 
@@ -384,7 +449,7 @@ def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence[KnockoutSpec]
     for i, s in enumerate(specs):
         if s.empty:
             out[i] = clean_p
-    firsts = {i: _first_query(blocked_pairs(specs[i].blocks, spans)) for i in todo}
+    firsts = {i: min(_first_query(p) for p, _ in specs[i].parts(spans)) for i in todo}
     todo.sort(key=lambda i: (firsts[i], specs[i].layers[0]))
     for b in range(0, len(todo), batch_size):
         chunk = todo[b:b + batch_size]

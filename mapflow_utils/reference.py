@@ -25,12 +25,12 @@ def eager_masked_attention(module, query, key, value, attention_mask, scaling=No
     v = value.repeat_interleave(n_rep, dim=1)
     scores = (query @ k.transpose(-1, -2)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
     scores = scores + _MASKS[module.layer_idx][..., -query.shape[2]:, : key.shape[2]]
-    w = torch.softmax(scores.float(), dim=-1).to(query.dtype)
+    w = torch.softmax(scores.float(), dim=-1).nan_to_num(0.0).to(query.dtype)  # a fully blocked row gets nothing
     return (w @ v).transpose(1, 2).contiguous(), w
 
 
 @contextlib.contextmanager
-def masked(adapter, spans, spec: K.KnockoutSpec):
+def masked(adapter, spans, spec):
     """Within the block, the model's text attention is :func:`eager_masked_attention` with ``spec``'s masks."""
     from transformers import AttentionInterface, AttentionMaskInterface
     from transformers.masking_utils import sdpa_mask
@@ -40,9 +40,11 @@ def masked(adapter, spans, spec: K.KnockoutSpec):
     L = spans.length
     dev = adapter.model.device
     causal = torch.full((L, L), float("-inf"), device=dev).triu(1)
-    blocked = torch.where(K.blocked_pairs(spec.blocks, spans).to(dev), float("-inf"), 0.0)
     for layer in range(adapter.num_layers):
-        _MASKS[layer] = (causal + (blocked if layer in spec.layers else 0.0))[None, None]
+        _MASKS[layer] = causal.clone()[None, None]
+    for pairs, layers in spec.parts(spans):  # any spec kind: KnockoutSpec, UnionSpec, PairsSpec
+        for layer in layers:
+            _MASKS[layer] = _MASKS[layer].masked_fill(pairs.to(dev)[None, None], float("-inf"))
     before = adapter.model.config.get_text_config()._attn_implementation
     adapter.model.set_attn_implementation({"text_config": NAME})
     try:
@@ -52,7 +54,7 @@ def masked(adapter, spans, spec: K.KnockoutSpec):
         _MASKS.clear()
 
 
-def logits(adapter, inputs, spans, spec: K.KnockoutSpec, output_attentions: bool = False):
+def logits(adapter, inputs, spans, spec, output_attentions: bool = False):
     """Last-position logits ``[vocab]`` of one full reference forward (and the per-layer attention weights)."""
     with masked(adapter, spans, spec), torch.no_grad():
         out = adapter.model(**inputs, output_attentions=output_attentions)

@@ -195,3 +195,27 @@ def test_generation_under_knockout_starts_with_the_engines_argmax():
     assert text == ad.tokenizer.decode([int(logits.argmax())], skip_special_tokens=True).strip()
     clean = E.generate(ad, prep, None, max_new_tokens=1)
     assert clean == ad.tokenizer.decode([int(prep.clean.logits.argmax())], skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize("family", [OURS, "Qwen2VLForConditionalGeneration"])
+def test_union_and_explicit_pair_specs_equal_the_reference(family):
+    """Different blocks in different layers (the §3.5 pathway masks) and explicit random pairs per layer."""
+    ad, prep = prepared(family=family)
+    top = ad.num_layers - 1
+    union = K.UnionSpec((K.KnockoutSpec((K.CROSS_FRAME,), (0,)),
+                         K.KnockoutSpec((K.Block("video", "question"),), (1, min(2, top))),
+                         K.KnockoutSpec((K.Block("last", "last"),), (top,))), "union")
+    L = prep.spans.length
+    g = torch.Generator().manual_seed(0)
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+    pairs = {l: (torch.rand(L, L, generator=g) < 0.3) & causal for l in (0, top)}
+    explicit = K.PairsSpec(pairs, "random")
+    for spec in (union, explicit):
+        ref = reference.logits(ad, prep.inputs, prep.spans, spec)
+        full = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
+        assert (full - ref).abs().max() <= 1e-5
+        assert (ref - prep.clean.logits).abs().max() > 1e-4
+    mixed = [union, explicit, SPECS[0], K.KnockoutSpec((), ())]
+    batched = K.run_specs(ad, prep.clean, prep.spans, mixed, True, True)
+    single = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], False, False)[0] for s in mixed])
+    assert (batched - single).abs().max() <= 1e-5
