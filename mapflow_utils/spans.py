@@ -53,7 +53,7 @@ class Spans:
 
     #: Names :meth:`indices` understands.
     NAMES = ("system", "video", "question", "non_option", "options", "true_option", "false_options", "instruction",
-             "last", "text_after_video")
+             "last", "text_after_video", "after_question")
 
     def indices(self, name: str) -> torch.Tensor:
         """Token indices (int64, sorted) of a named span; see :data:`NAMES`."""
@@ -68,6 +68,8 @@ class Spans:
             parts = [r for i, r in enumerate(self.options) if i != self.answer]
         elif name == "text_after_video":
             parts = [range(self.video.stop, self.length)]
+        elif name == "after_question":  # instruction, template and prefill: between the question and the last token
+            parts = [range(self.question.stop, self.last.start)]
         else:
             raise KeyError(f"unknown span {name!r}; known: {', '.join(self.NAMES)}")
         if not parts:

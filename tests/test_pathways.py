@@ -1,0 +1,68 @@
+"""§3.5 building blocks: the layer-range rule, the pathway mask, edge counting and the random control."""
+
+import numpy as np
+import torch
+
+from mapflow_utils import knockout as K
+from mapflow_utils import pathways as PW
+from mapflow_utils import reference
+from test_knockout import prepared
+
+
+def test_interval_size_and_layer_range():
+    assert PW.interval_size(32) == 5 and PW.interval_size(8) == 1 and PW.interval_size(40) == 6
+    # the paper's Table E(b), 7B cross-frame, one value per 5-layer interval, expanded to 32 layers
+    paper = [-4.2, -11.1, -6.3, -0.2, 0, -0.2, -0.2]
+    curve = np.repeat(paper, 5)[:32]
+    assert PW.layer_range(curve, 5) == (5, 14)  # L6-15, as Table E(a)
+    q_last = np.repeat([0.3, -1.2, 4.5, -19.3, -15.1, 0.7, 1.1], 5)[:32]
+    assert PW.layer_range(q_last, 5) == (15, 24)  # L16-25
+    assert PW.layer_range(np.zeros(8), 1) is None
+
+
+def test_pathway_mask_blocks_what_app_e_says():
+    ad, prep = prepared()
+    n = ad.num_layers
+    r = PW.Ranges(cross_frame=(0, 1), video_question=(1, 2), question_last=(2, 3))
+    spec = PW.pathway_spec(r, n)
+    per_layer = PW.blocked_by_layer(spec, prep.spans, n)
+    sp = prep.spans
+    f1, f0 = sp.frames[1].start, sp.frames[0].start
+    q, v, last = sp.question.start, sp.video.start, sp.length - 1
+    assert not per_layer[0][f1, f0] and per_layer[2][f1, f0]  # cross-frame only inside its range
+    assert per_layer[0][q, v] and not per_layer[1][q, v]  # video→question only inside its range
+    assert all(per_layer[l][last, v] and per_layer[l][last, last] for l in range(n))  # →last always off
+    assert not per_layer[3][last, q] and per_layer[1][last, q]
+    assert per_layer[3][sp.frames[2].start, v]  # into video after the video→question range
+    assert not per_layer[0][sp.instruction.start, v]  # the paper's leak: instruction may read the video
+    closed = PW.blocked_by_layer(PW.pathway_spec(r, n, leak=False), sp, n)
+    assert closed[0][sp.instruction.start, v] and closed[0][sp.instruction.start, q]
+
+
+def test_edge_counts_and_random_control():
+    ad, prep = prepared()
+    n, L = ad.num_layers, prep.spans.length
+    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), n)
+    counts = PW.edge_counts(spec, prep.spans, n)
+    kept, total = counts["paper"]
+    assert total == n * L * (L + 1) // 2 and 0 < kept < total
+    assert counts["video_question"][0] < counts["video_question"][1]
+    assert PW.edge_counts(K.KnockoutSpec((), ()), prep.spans, n)["paper"] == (total, total)
+    rand = PW.random_spec(spec, prep.spans, n, seed=3)
+    assert PW.edge_counts(rand, prep.spans, n)["paper"] == (kept, total)  # same number of edges blocked
+    for l, p in rand.pairs.items():
+        assert not p[:, : prep.spans.video.start].any() and not p.diagonal().any()
+    again = PW.random_spec(spec, prep.spans, n, seed=3)
+    assert all(torch.equal(rand.pairs[l], again.pairs[l]) for l in rand.pairs)
+    other = PW.random_spec(spec, prep.spans, n, seed=4)
+    assert any(not torch.equal(rand.pairs[l], other.pairs[l]) for l in rand.pairs)
+
+
+def test_pathway_and_random_specs_run_exactly():
+    ad, prep = prepared()
+    n = ad.num_layers
+    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), n, leak=False)
+    rand = PW.random_spec(spec, prep.spans, n, seed=0)
+    out = K.run_specs(ad, prep.clean, prep.spans, [spec, rand])
+    for i, s in enumerate((spec, rand)):
+        assert (out[i] - reference.logits(ad, prep.inputs, prep.spans, s)).abs().max() <= 1e-5
