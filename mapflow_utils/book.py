@@ -333,3 +333,24 @@ def table2_rows(acc: dict, tasks: Sequence[str]) -> list[list[Any]]:
     rows.append(["(full attention)", "ours: accuracy %"] + [f"{100 * acc['full'][t][0] / acc['full'][t][1]:.1f}"
                                                             if t in acc["full"] else "" for t in tasks])
     return rows
+
+
+def overall_accuracy(res: dict) -> float:
+    """Accuracy (%) over all questions of ``{task: (correct, n)}``."""
+    return 100 * sum(c for c, _ in res.values()) / max(1, sum(n for _, n in res.values()))
+
+
+def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float) -> Claim:
+    """Table 3: the effective pathways alone keep accuracy, random blocking of as many edges does not. Rule:
+    reproduces if the pathways lose at most 3 points against full attention and the random draws' mean is at least
+    5 points below the pathways; partly if the pathways beat the random mean."""
+    full, path = overall_accuracy(acc["full"]), overall_accuracy(acc["pathways"])
+    rand = [overall_accuracy(acc[l]) for l in random_labels]
+    r_mean, r_sd = float(np.mean(rand)), float(np.std(rand))
+    paper = paper_numbers()["table3_effective_pathways"]["LLaVA-NeXT-7B-Video-FT"]
+    return Claim("Table 3", "Keeping only the effective pathways keeps accuracy; random blocking of as many edges "
+                 "hurts.", f"7B TVBench: full {paper['full']['TVBench']}, pathways {paper['pathways']['TVBench']}, "
+                 f"random {paper['random']['TVBench']} ({100 * paper['kept_share']:.0f}% edges kept)",
+                 f"full {full:.1f}, pathways {path:.1f}, random {r_mean:.1f} ± {r_sd:.1f} ({len(rand)} draws; "
+                 f"{100 * kept_share:.0f}% edges kept)", grade(path >= full - 3 and r_mean <= path - 5, path > r_mean),
+                 "pathways lose <= 3 points and random is >= 5 points below them; partly if pathways beat random")

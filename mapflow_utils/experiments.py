@@ -274,13 +274,14 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
     from .knockout import KnockoutSpec
 
     labels = ["full"] + list(specs)
-    all_specs = [KnockoutSpec((), ())] + list(specs.values())
+    all_specs = [KnockoutSpec((), ())] + list(specs.values())  # a spec may be a callable of the spans
     cache = ResultCache(results_dir, "accuracy_under", adapter, {
         "specs": {k: repr(v) for k, v in specs.items()}, "format": answer_format, "num_frames": num_frames})
 
     def compute(s):
         prep = prepare(adapter, s, answer_format, num_frames)
-        probs = run_sweep(adapter, prep.clean, prep.spans, all_specs, prep.answer_ids, batch_size=batch_size)
+        resolved = [sp(prep.spans) if callable(sp) else sp for sp in all_specs]
+        probs = run_sweep(adapter, prep.clean, prep.spans, resolved, prep.answer_ids, batch_size=batch_size)
         return {"hit": (probs.argmax(-1) == s.answer_index).numpy().astype(np.int64)}
 
     out = {l: {} for l in labels}

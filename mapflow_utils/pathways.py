@@ -136,3 +136,39 @@ def random_spec(spec, spans: Spans, n_layers: int, seed: int, diagonal: bool = F
         m[chosen] = True
         pairs[l] = m.view(L, L)
     return PairsSpec(pairs, f"random (seed {seed})")
+
+
+@dataclass(frozen=True)
+class RandomControl:
+    """A per-question random-blocking spec (its pairs depend on the question's spans): call it with the spans.
+    Its repr is stable, so results computed with it are cached like any spec's."""
+
+    spec: UnionSpec
+    n_layers: int
+    seed: int
+    diagonal: bool = False
+
+    def __call__(self, spans: Spans) -> PairsSpec:
+        return random_spec(self.spec, spans, self.n_layers, self.seed, self.diagonal)
+
+
+def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0) -> Ranges:
+    """App. E's ranges from a sweep with the three ranged flows (pooled over ``task``'s questions, or all tasks when
+    that task is absent)."""
+    if task is not None and task not in set(sweep.tasks):
+        task = None
+    rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in RANGED.items()}
+    return Ranges(**rng)
+
+
+def table_e_rows(sweep, size: int, task: str | None = "action_antonym") -> list[list]:
+    """Table E(b) rows (ours): interval means per ranged flow, with the 1-indexed interval labels as header row."""
+    if task is not None and task not in set(sweep.tasks):
+        task = None
+    rows = []
+    for key, flow in RANGED.items():
+        means = interval_means(sweep.summary(flow, task)[0], size)
+        rows.append([flow] + [f"{m:.1f}" for _, _, m in means])
+    header = [f"L{lo + 1}-{hi + 1}" if hi > lo else f"L{lo + 1}" for lo, hi, _ in
+              interval_means(sweep.summary(RANGED["cross_frame"], task)[0], size)]
+    return [header] + rows

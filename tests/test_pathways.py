@@ -66,3 +66,18 @@ def test_pathway_and_random_specs_run_exactly():
     out = K.run_specs(ad, prep.clean, prep.spans, [spec, rand])
     for i, s in enumerate((spec, rand)):
         assert (out[i] - reference.logits(ad, prep.inputs, prep.spans, s)).abs().max() <= 1e-5
+
+
+def test_accuracy_under_pathways_and_random_controls(tmp_path):
+    from mapflow_utils import experiments as E
+    from mapflow_utils import paths
+    from mapflow_utils.data import load_tvbench
+
+    ad, _ = prepared()
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)
+    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), ad.num_layers)
+    specs = {"pathways": spec, "random 0": PW.RandomControl(spec, ad.num_layers, 0)}
+    acc = E.accuracy_under(ad, ds, specs, results_dir=tmp_path)
+    again = E.accuracy_under(ad, ds, specs, results_dir=tmp_path)
+    assert acc == again and set(acc) == {"full", "pathways", "random 0"}
+    assert sum(n for _, n in acc["full"].values()) == len(ds)

@@ -347,6 +347,76 @@ mapflow run s3_4_answer -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_d
 ```"""),
 ]
 
+S35 = [
+    md("""# §3.5 Effective pathways
+
+> VideoLLMs can retain their VideoQA performance by selecting these effective information pathways while
+> suppressing a substantial amount of attention edges. (*Map the Flow*, abstract and §3.5; Table 3, App. E)
+
+**Method (App. E).** Split the layers into intervals (the paper's 5 of 32, scaled), average the knockout %change of
+cross-frame, video→question and question→last over each interval (Action Antonym, as the paper), and keep the
+intervals below −5%. The effective-pathway mask then allows those three flows only inside their ranges, blocks
+video→last and last→last everywhere, and blocks flows among video tokens after the video→question range and among
+question tokens after the question→last range. `leak` decides whether the tokens after the question (instruction,
+template, prefill) may read the video and the question — the paper's code lets them (the default here, to compare
+with its numbers); `leak=False` closes that route. The control blocks, in every layer, as many edges as the mask,
+drawn uniformly (seeded) among valid pairs after the first video token, diagonal excluded."""),
+    params(COMMON_PARAMS + """
+leak: bool = True  # may instruction/template tokens after the question read the video and question (paper: yes)
+n_random: int = 5  # seeded random-blocking draws"""),
+    code(SETUP + """
+from mapflow_utils import pathways"""),
+    md("## Table E: effective layer ranges"),
+    code("""ranged = list(pathways.RANGED.values())
+sweep = experiments.knockout_sweep(video, ds, ranged, window, answer_format, batch_size=batch_size, progress=True,
+                                   results_dir=cache)
+size = pathways.interval_size(n_layers)
+ranges = pathways.ranges_from_sweep(sweep, size)
+header, *rows = pathways.table_e_rows(sweep, size)
+display(Markdown(book.markdown_table(rows, ["flow (ours, Action Antonym)"] + header)))
+paper = book.paper_numbers()
+display(Markdown(book.markdown_table(
+    [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in paper["tableE_layer_ranges"].items()] +
+    [["ours"] + [("none" if r is None else f"L{r[0] + 1}-{r[1] + 1}") for r in
+                 (ranges.cross_frame, ranges.video_question, ranges.question_last)]],
+    ["model", "cross-frame", "video→question", "question→last"])))
+glue("interval", size, display=False)"""),
+    checked("""print(ranges)"""),
+    md("""Our intervals are {glue:text}`interval` layer(s) wide. The paper's Table E(b) for LLaVA-NeXT-7B-Video-FT
+(intervals of 5 of 32 layers):"""),
+    code("""e7 = paper["tableE_interval_change"]["LLaVA-NeXT-7B-Video-FT"]
+display(Markdown(book.markdown_table([[f] + [f"{v:.1f}" for v in vals] for f, vals in e7.items()],
+                                     ["flow (paper, 7B)"] + [f"L{5 * i + 1}-{5 * i + 5}" for i in range(7)])))"""),
+    md("""## Table 3: accuracy with the effective pathways only"""),
+    code("""spec = pathways.pathway_spec(ranges, n_layers, leak=leak)
+specs = {"pathways": spec}
+randoms = {f"random {k}": pathways.RandomControl(spec, n_layers, seed + k) for k in range(n_random)}
+specs.update(randoms)
+acc = experiments.accuracy_under(video, ds, specs, answer_format, batch_size=batch_size, results_dir=cache)
+example = experiments.prepare(video, ds[0], answer_format)
+edges = pathways.edge_counts(spec, example.spans, n_layers)
+kept_share = edges["paper"][0] / edges["paper"][1]
+rows = [[label, f"{book.overall_accuracy(res):.1f}"] + [f"{100 * c / n:.1f}" for c, n in res.values()]
+        for label, res in acc.items()]
+display(Markdown(book.markdown_table(rows, ["attention", "all"] + list(acc["full"]))))
+table3 = book.claim_table3(acc, list(randoms), kept_share)
+glue("kept_paper", f"{100 * kept_share:.0f}", display=False)
+glue("kept_vq", f"{100 * edges['video_question'][0] / edges['video_question'][1]:.0f}", display=False)
+glue("t3_ours", table3.ours, display=False)
+glue("t3_verdict", table3.verdict, display=False)"""),
+    checked("""print({label: round(book.overall_accuracy(res), 1) for label, res in acc.items()})"""),
+    md("""Edges kept on one question: {glue:text}`kept_paper`% of all valid (query, key) pairs summed over layers (the
+paper's accounting), {glue:text}`kept_vq`% of those among video and question tokens. {glue:text}`t3_ours`.
+Verdict: **{glue:text}`t3_verdict`**."""),
+    code("""display(Markdown(book.claims_table([table3])))"""),
+    md("""## Rerun with your model
+
+```bash
+mapflow run s3_5_pathways -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
+    -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
+```"""),
+]
+
 MODELS = [
     md("""# The models
 
@@ -448,6 +518,6 @@ mapflow run models -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p image_model
 ]
 
 if __name__ == "__main__":
-    chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34}
+    chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34, "s3_5_pathways": S35}
     for name in sys.argv[1:] or chapters:
         write(name, chapters[name])
