@@ -206,3 +206,19 @@ def layer_slider(figures: Sequence, description: str = "layer"):
                                style={"description_width": "initial"})
     widgets.jslink((slider, "value"), (stack, "selected_index"))
     return widgets.VBox([slider, stack])
+
+
+def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-letter accuracy while training"):
+    """Held-out letter accuracy against training step (the bounded letter attempt), with the chance level."""
+    use_style()
+    pts = [(r["step"], 100 * r["letter_accuracy"]) for r in records if "letter_accuracy" in r]
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    if pts:
+        ax.plot(*zip(*pts), marker="o", ms=3, label="letter accuracy (held-out image questions)")
+    ax.axhline(100 * chance, color="black", lw=0.8, ls="--", label=f"chance ({100 * chance:.1f}%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend()
+    return fig

@@ -483,7 +483,31 @@ A live check on this run's subset ({glue:text}`n_live` questions per task), reco
 glue("n_live", n_per_task, display=False)
 for name, res in live.items():
     print(name, {t: f"{c}/{n}" for t, (c, n) in res.items()})"""),
-    md("""## A first look at the mechanism
+    md("""## Answer letters: the one bounded try
+
+The paper scores the option *letter* (`Best option:(` → `A`). Our pilots found that a tiny model trained from
+scratch does not learn to bind an option's content to its letter when options are shuffled. One bounded attempt
+(at most an hour of CPU; `mapflow train letters`): from the ImageLLM, image questions in the letter format whose
+target is the letter *and* the option's text (`B) blue`), plus a dense auxiliary binding task both ways
+("Which option is blue?" → `B`, "What is option (B)?" → `blue`). The curve is the letter accuracy on held-out image
+questions during training; the chance level is that of their option counts (4, 4, 4 and 3)."""),
+    code("""letter_run = paths.MODELS / "letter-attempt"
+records = [json.loads(l) for l in (letter_run / "log.jsonl").read_text().splitlines()]
+meta = json.loads((letter_run / "train.json").read_text())
+chance = (3 * 0.25 + 1 / 3) / 4
+fig = plots.letter_curve(records, chance)
+final = [r["letter_accuracy"] for r in records if "letter_accuracy" in r][-1]
+glue("letter_final", f"{100 * final:.1f}", display=False)
+glue("letter_steps", meta["steps_done"], display=False)
+glue("letter_minutes", meta["wall_minutes"], display=False)
+glue("letter_chance", f"{100 * chance:.1f}", display=False)
+glue("letter_verdict", "clearly above" if final > chance + 0.1 else "not clearly above", display=False)"""),
+    md("""After {glue:text}`letter_steps` steps ({glue:text}`letter_minutes` CPU-minutes) the letter accuracy is
+{glue:text}`letter_final`% against a chance level of {glue:text}`letter_chance`%: {glue:text}`letter_verdict`
+chance. No letter variant is shipped; the embedded models answer in the `content` format throughout this book,
+while real checkpoints keep the paper's `letter` format (`answer_format` parameter).
+
+## A first look at the mechanism
 
 The knockout sweeps of the next chapters, on the Video-FT and this run's subset (baseline-correct questions only):
 each flow is blocked in a window of `window` layers centred on each layer, and the curve is the mean %change of
