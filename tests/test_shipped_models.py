@@ -1,0 +1,31 @@
+"""The shipped embedded models load offline and still answer as their model cards say."""
+
+import json
+
+import pytest
+
+from mapflow_utils import experiments, models, paths
+from mapflow_utils.data import load_tvbench
+
+SHIPPED = [paths.VIDEO_MODEL, paths.IMAGE_MODEL]
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_matches_its_card(model_dir):
+    """Predictions on a held-out subset equal the per-question results recorded in eval.json (deterministic), and
+    the card's accuracy table agrees with those results."""
+    assert (model_dir / "model.safetensors").stat().st_size < 25e6
+    card = json.loads((model_dir / "eval.json").read_text())
+    _, _, adapter = models.load(model_dir)
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=6, seed=3)
+    hits: dict = {}
+    res = experiments.accuracy(adapter, ds, "content", hits=hits)
+    assert hits == {uid: card["hits"][uid] for uid in hits}
+    for task, (c, n) in card["all"].items():
+        assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
+    assert set(res) == set(card["all"])
+
+
+def test_models_are_small():
+    total = sum(f.stat().st_size for d in SHIPPED for f in d.rglob("*") if f.is_file())
+    assert total < 50e6, total
