@@ -472,11 +472,19 @@ glue("video_acc", f"{book.mean_accuracy(evals['Video-FT']['all']):.1f}", display
 glue("image_acc", f"{book.mean_accuracy(evals['ImageLLM']['all']):.1f}", display=False)
 glue("video_shuffled", f"{book.mean_accuracy(evals['Video-FT']['shuffled']):.1f}", display=False)
 glue("video_one", f"{book.mean_accuracy(evals['Video-FT']['one_random']):.1f}", display=False)
+fc = evals["Video-FT"]["first_content"]["scene_transition"]
+glue("scene_first_content", f"{100 * fc[0] / fc[1]:.0f}", display=False)
 img = evals["ImageLLM"].get("image_qa", {})
 glue("image_qa", f"{book.mean_accuracy(img):.1f}" if img else "n/a", display=False)"""),
     md("""The Video-FT answers {glue:text}`video_acc`% of the questions on average (ImageLLM: {glue:text}`image_acc`%;
 image QA of the ImageLLM: {glue:text}`image_qa`%). Shown one random frame it falls to {glue:text}`video_one`%, and
 with shuffled frames to {glue:text}`video_shuffled`%.
+
+One control is not at chance, and it should not be: shown only the *first content* frame (the frame after the
+fade-in, repeated), the Video-FT answers Scene Transition {glue:text}`scene_first_content`% right. "From X to Y"
+is answered by the scene of the earliest frame once you know it is the earliest — true of TVBench's own scene
+transitions too. The generator's guarantee is for a frame whose position is unknown (the `one_random` row) and
+for the clip's first and last frames (black).
 
 A live check on this run's subset ({glue:text}`n_live` questions per task), recomputed now:"""),
     checked("""live = {name: experiments.accuracy(m, ds, answer_format) for name, m in (("Video-FT", video), ("ImageLLM", image))}
