@@ -176,6 +176,11 @@ class SweepResult:
         return bootstrap_mean(x, n_boot, seed) + (len(x),)
 
 
+def scaled_windows(n_layers: int, paper: Sequence[int] = (1, 5, 9, 13), depth: int = 32) -> list[int]:
+    """The paper's window sizes (§D.3: 1, 5, 9, 13 of 32 layers) scaled to ``n_layers``, rounded up, at least 1."""
+    return sorted({max(1, -(-k * n_layers // depth)) for k in paper})
+
+
 def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
     """Mean over axis 0 with a percentile bootstrap 95% interval: ``(mean, lo, hi)``, each ``[x.shape[1]]``."""
     if len(x) == 0:

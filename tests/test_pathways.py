@@ -18,6 +18,8 @@ def test_interval_size_and_layer_range():
     q_last = np.repeat([0.3, -1.2, 4.5, -19.3, -15.1, 0.7, 1.1], 5)[:32]
     assert PW.layer_range(q_last, 5) == (15, 24)  # L16-25
     assert PW.layer_range(np.zeros(8), 1) is None
+    from mapflow_utils.experiments import scaled_windows
+    assert scaled_windows(32) == [1, 5, 9, 13] and scaled_windows(8) == [1, 2, 3, 4]
 
 
 def test_pathway_mask_blocks_what_app_e_says():

@@ -22,6 +22,16 @@ def checked(src: str):
     return c
 
 
+def rerun(chapter: str, options: str = "-p answer_format letter -p window 9 -p n_per_task 200") -> object:
+    """The closing "rerun with your model" cell of a chapter."""
+    return md(f"""## Rerun with your model
+
+```bash
+mapflow run {chapter} -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
+    {options} -p device cuda --name llava7b
+```""")
+
+
 def write(name: str, cells) -> None:
     nb = nbf.v4.new_notebook()
     for i, c in enumerate(cells):
@@ -187,7 +197,7 @@ display(Markdown(book.markdown_table(rows, ["task", "question", "true answer", "
     md("""## Fig. T (§D.3): window size
 
 The paper sweeps windows of 1, 5, 9 and 13 of 32 layers. Scaled to this model's depth (rounded up, at least 1):"""),
-    code("""ks = sorted({max(1, -(-k * n_layers // 32)) for k in (1, 5, 9, 13)})
+    code("""ks = experiments.scaled_windows(n_layers)
 windows = {k: experiments.knockout_sweep(video, ds, ["cross-frame"], k, answer_format, batch_size=batch_size,
                                          results_dir=cache) for k in ks}
 fig = plots.sweep_lines({f"k = {k}": r.summary("cross-frame") for k, r in windows.items()},
@@ -195,12 +205,8 @@ fig = plots.sweep_lines({f"k = {k}": r.summary("cross-frame") for k, r in window
 figT = book.claim_windows(windows)"""),
     md("## Verdicts"),
     code("""display(Markdown(book.claims_table([fig2, table2, figT])))"""),
-    md("""## Rerun with your model
-
-```bash
-mapflow run s3_2_temporal -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p image_model /path/to/llava-v1.6-7b \\
-    -p data_dir /path/to/TVBench -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
-```"""),
+    rerun("s3_2_temporal", "-p image_model /path/to/llava-v1.6-vicuna-7b -p answer_format letter -p window 9 "
+                           "-p n_per_task 200"),
 ]
 
 S33 = [
@@ -296,12 +302,7 @@ glue("fig7_verdict", claims[-1].verdict, display=False)"""),
 
 ## Verdicts"""),
     code("""display(Markdown(book.claims_table(claims)))"""),
-    md("""## Rerun with your model
-
-```bash
-mapflow run s3_3_integration -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
-    -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
-```"""),
+    rerun("s3_3_integration"),
 ]
 
 S34 = [
@@ -339,12 +340,7 @@ glue("fig8_verdict", fig8.verdict, display=False)"""),
         fig.axes[0].set_xlabel("layer")"""),
     md("""{glue:text}`fig8_ours`. Verdict: **{glue:text}`fig8_verdict`**."""),
     code("""display(Markdown(book.claims_table([fig8])))"""),
-    md("""## Rerun with your model
-
-```bash
-mapflow run s3_4_answer -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
-    -p answer_format letter -p n_per_task 200 -p device cuda --name llava7b
-```"""),
+    rerun("s3_4_answer", "-p answer_format letter -p n_per_task 200"),
 ]
 
 S35 = [
@@ -409,12 +405,7 @@ glue("t3_verdict", table3.verdict, display=False)"""),
 paper's accounting), {glue:text}`kept_vq`% of those among video and question tokens. {glue:text}`t3_ours`.
 Verdict: **{glue:text}`t3_verdict`**."""),
     code("""display(Markdown(book.claims_table([table3])))"""),
-    md("""## Rerun with your model
-
-```bash
-mapflow run s3_5_pathways -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
-    -p answer_format letter -p window 9 -p n_per_task 200 -p device cuda --name llava7b
-```"""),
+    rerun("s3_5_pathways"),
 ]
 
 MODELS = [
