@@ -113,7 +113,6 @@ def evaluate(model: str, data: str | None = None, answer_format: str = "content"
 
 def mechanism(model: str, n_per_task: int, window: int) -> str:
     """A first look at the mechanism for a model card: every flow's knockout sweep and the option lens."""
-    import numpy as np
 
     from . import book, experiments
     from .data import load_tvbench

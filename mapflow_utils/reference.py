@@ -12,7 +12,6 @@ import contextlib
 
 import torch
 
-from . import knockout as K
 
 NAME = "mapflow_reference"
 _MASKS: dict[int, torch.Tensor] = {}
