@@ -354,3 +354,61 @@ def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float) -> 
                  f"full {full:.1f}, pathways {path:.1f}, random {r_mean:.1f} ± {r_sd:.1f} ({len(rand)} draws; "
                  f"{100 * kept_share:.0f}% edges kept)", grade(path >= full - 3 and r_mean <= path - 5, path > r_mean),
                  "pathways lose <= 3 points and random is >= 5 points below them; partly if pathways beat random")
+
+
+def read_run(run_dir) -> tuple[list[dict], dict]:
+    """A training run's ``log.jsonl`` records and ``train.json`` metadata."""
+    import json
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    records = [json.loads(l) for l in (run_dir / "log.jsonl").read_text().splitlines() if l.strip()]
+    return records, json.loads((run_dir / "train.json").read_text())
+
+
+def training_logs(model_dir) -> dict[str, list[dict]]:
+    """Loss records of every training run shipped with a model (``<model>/training/<run>``), by run name."""
+    from pathlib import Path
+
+    return {run.name: read_run(run)[0] for run in sorted((Path(model_dir) / "training").glob("*"))}
+
+
+def letter_attempt(run_dir, seed: int = 999, n: int = 200) -> dict:
+    """The letter attempt's curve and its summary: records, steps, minutes, final letter accuracy and the chance
+    level of the held-out image questions it was measured on (mean of 1 / number of options)."""
+    from .synthetic import image_sample
+
+    records, meta = read_run(run_dir)
+    accs = [r["letter_accuracy"] for r in records if "letter_accuracy" in r]
+    chance = float(np.mean([1 / len(c) for i in range(n) for _, c, _ in image_sample(seed, i).qa]))
+    return {"records": records, "steps": meta["steps_done"], "minutes": meta["wall_minutes"],
+            "final": accs[-1] if accs else float("nan"), "chance": chance}
+
+
+def accuracy_rows(acc: dict) -> list[list[Any]]:
+    """Rows ``[label, overall %, per-task %…]`` of ``accuracy_under``'s result."""
+    return [[label, f"{overall_accuracy(res):.1f}"] + [f"{100 * c / n:.1f}" for c, n in res.values()]
+            for label, res in acc.items()]
+
+
+def ranges_rows(ranges) -> list[list[Any]]:
+    """Table E(a): the paper's effective layer ranges per model, then ours (1-indexed, inclusive)."""
+    paper = paper_numbers()["tableE_layer_ranges"]
+    rows = [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in paper.items()]
+    ours = (ranges.cross_frame, ranges.video_question, ranges.question_last)
+    return rows + [["ours"] + ["none" if r is None else f"L{r[0] + 1}-{r[1] + 1}" for r in ours]]
+
+
+def paper_table_e_rows(model: str = "LLaVA-NeXT-7B-Video-FT") -> tuple[list[str], list[list[Any]]]:
+    """Table E(b) of one of the paper's models: header (5-layer intervals) and rows per flow."""
+    e = paper_numbers()["tableE_interval_change"][model]
+    n = max(len(v) for v in e.values())
+    return [f"L{5 * i + 1}-{5 * i + 5}" for i in range(n)], [[f] + [f"{v:.1f}" for v in vals] for f, vals in e.items()]
+
+
+def read_eval(model_dir) -> dict:
+    """A model's shipped evaluation (``eval.json``, written by ``mapflow card``)."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(model_dir) / "eval.json").read_text())

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import torch
 
 _FINGERPRINTS: dict[int, str] = {}
 
@@ -49,7 +50,7 @@ def model_fingerprint(adapter) -> str:
         h = hashlib.blake2b(digest_size=12)
         for name, t in sorted(adapter.model.state_dict().items()):
             h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+            h.update(t.detach().cpu().contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
         weights = h.hexdigest()
     proc = adapter.processor
     tok = proc.tokenizer
@@ -61,7 +62,6 @@ def model_fingerprint(adapter) -> str:
 
 
 def versions() -> dict[str, str]:
-    import torch
     import transformers
 
     from . import __version__

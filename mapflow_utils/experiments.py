@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 
 from . import prompts as P
 from .data import QASample
-import torch
-
 from .knockout import CROSS_FRAME, Block, Clean, clean_run, run_sweep, sweep_specs
 from .spans import Spans, answer_token_ids, find_spans
 
@@ -54,6 +53,15 @@ def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter",
     return Prepared(sample, prompt, dict(inputs), spans, answers, clean_run(adapter, inputs))
 
 
+def _progress(items, desc: str, on: bool):
+    """``items`` wrapped in a tqdm progress bar when ``on``."""
+    if not on:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc)
+
+
 # ------------------------------------------------------------------------------------------- accuracy
 
 #: Frame controls for :func:`accuracy`: which of the T sampled frames the model sees.
@@ -80,9 +88,10 @@ def control_frames(frames: np.ndarray, mode: str, rng: np.random.Generator) -> n
     raise ValueError(f"mode must be one of {FRAME_MODES}, got {mode!r}")
 
 
-def predict(adapter, sample: QASample, answer_format: P.AnswerFormat, frames: np.ndarray) -> int:
+def predict(adapter, question: str, candidates, answer_format: P.AnswerFormat, frames: np.ndarray,
+            task: str = "") -> int:
     """Index of the candidate whose answer's first token the model ranks highest after the prompt."""
-    prompt = P.build_prompt(adapter.processor, sample.question, sample.candidates, answer_format, task=sample.task)
+    prompt = P.build_prompt(adapter.processor, question, candidates, answer_format, task=task)
     ids = answer_token_ids(prompt, adapter.tokenizer, type(adapter.model).__name__)
     with torch.no_grad():
         logits = adapter.model(**adapter.inputs(frames, prompt.text)).logits[0, -1]
@@ -97,14 +106,9 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
     """
     rng = np.random.default_rng(seed)
     out: dict[str, list[int]] = {}
-    it = samples
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(samples, desc=f"accuracy ({mode})")
-    for s in it:
+    for s in _progress(samples, f"accuracy ({mode})", progress):
         frames = control_frames(s.frames(num_frames), mode, rng)
-        hit = predict(adapter, s, answer_format, frames) == s.answer_index
+        hit = predict(adapter, s.question, s.candidates, answer_format, frames, s.task) == s.answer_index
         if hits is not None:
             hits[s.uid] = int(hit)
         c = out.setdefault(s.task, [0, 0])
@@ -120,19 +124,10 @@ def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = Fals
 
     kinds = ("scene", "color", "position", "count")
     out = {k: [0, 0] for k in kinds}
-    it = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="image QA")
-    for i in it:
+    for i in _progress(range(n), "image QA", progress):
         s = image_sample(seed, i)
         for kind, (q, cands, a) in zip(kinds, s.qa):
-            prompt = P.build_prompt(adapter.processor, q, cands, answer_format)
-            ids = answer_token_ids(prompt, adapter.tokenizer)
-            with torch.no_grad():
-                logits = adapter.model(**adapter.inputs(s.image[None], prompt.text)).logits[0, -1]
-            out[kind][0] += int(int(logits[ids].argmax()) == cands.index(a))
+            out[kind][0] += int(predict(adapter, q, cands, answer_format, s.image[None]) == cands.index(a))
             out[kind][1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
 
@@ -222,12 +217,7 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
 
     change: dict[str, list] = {f: [] for f in flows}
     tasks, seen = [], {}
-    it = samples
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(samples, desc="knockout sweep")
-    for s in it:
+    for s in _progress(samples, "knockout sweep", progress):
         seen[s.task] = seen.get(s.task, 0) + 1
         r = cache.get_or_compute(s, lambda: compute(s))
         if "change" not in r or (only_correct and not int(r["correct"])):

@@ -215,8 +215,7 @@ def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
     k = key.repeat_interleave(n_rep, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = (query[:, :, rows] @ k.transpose(-1, -2)).float() * scale  # [B, H, Q, kv]
-    mask = allowed[:, :, rows] if allowed.shape[2] > 1 else allowed
-    scores = scores.masked_fill(~mask, float("-inf"))
+    scores = scores.masked_fill(~allowed[:, :, rows], float("-inf"))
     w = torch.softmax(scores, dim=-1).nan_to_num(0.0).mean(1)
     plan.capture["out"][layer] = w
 

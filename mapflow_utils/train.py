@@ -32,10 +32,9 @@ import numpy as np
 import torch
 
 from . import paths
-from .data import PAPER_TASKS
+from .data import PAPER_TASKS, sample_indices
 from .prompts import build_prompt
 from .synthetic import SynthConfig, generate_clip, image_sample
-from .data import sample_indices
 
 CAPTION_IMAGE = "Describe the image."
 CAPTION_VIDEO = "Describe the video."

@@ -69,3 +69,11 @@ def test_routes_and_fig7():
                 "non-option question→true option": [0, 0, 0]}, tasks=tasks)
     assert book.routes(r) == {"action_antonym": "direct", "moving_direction": "direct"}
     assert book.claim_fig7(r).verdict == "does not reproduce"  # 1 of 5 tasks matches
+
+
+def test_letter_attempt_summary_from_the_shipped_log():
+    from mapflow_utils import paths
+
+    s = book.letter_attempt(paths.MODELS / "letter-attempt")
+    assert 0.25 < s["chance"] < 1 / 3  # 4-option questions and one 3-option question per image
+    assert s["steps"] > 0 and 0 <= s["final"] <= 1 and len(s["records"]) > 0

@@ -370,19 +370,14 @@ size = pathways.interval_size(n_layers)
 ranges = pathways.ranges_from_sweep(sweep, size)
 header, *rows = pathways.table_e_rows(sweep, size)
 display(Markdown(book.markdown_table(rows, ["flow (ours, Action Antonym)"] + header)))
-paper = book.paper_numbers()
-display(Markdown(book.markdown_table(
-    [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in paper["tableE_layer_ranges"].items()] +
-    [["ours"] + [("none" if r is None else f"L{r[0] + 1}-{r[1] + 1}") for r in
-                 (ranges.cross_frame, ranges.video_question, ranges.question_last)]],
-    ["model", "cross-frame", "video→question", "question→last"])))
+display(Markdown(book.markdown_table(book.ranges_rows(ranges), ["model", "cross-frame", "video→question",
+                                                                   "question→last"])))
 glue("interval", size, display=False)"""),
     checked("""print(ranges)"""),
     md("""Our intervals are {glue:text}`interval` layer(s) wide. The paper's Table E(b) for LLaVA-NeXT-7B-Video-FT
 (intervals of 5 of 32 layers):"""),
-    code("""e7 = paper["tableE_interval_change"]["LLaVA-NeXT-7B-Video-FT"]
-display(Markdown(book.markdown_table([[f] + [f"{v:.1f}" for v in vals] for f, vals in e7.items()],
-                                     ["flow (paper, 7B)"] + [f"L{5 * i + 1}-{5 * i + 5}" for i in range(7)])))"""),
+    code("""header, rows = book.paper_table_e_rows("LLaVA-NeXT-7B-Video-FT")
+display(Markdown(book.markdown_table(rows, ["flow (paper, 7B)"] + header)))"""),
     md("""## Table 3: accuracy with the effective pathways only"""),
     code("""spec = pathways.pathway_spec(ranges, n_layers, leak=leak)
 specs = {"pathways": spec}
@@ -392,9 +387,7 @@ acc = experiments.accuracy_under(video, ds, specs, answer_format, batch_size=bat
 example = experiments.prepare(video, ds[0], answer_format)
 edges = pathways.edge_counts(spec, example.spans, n_layers)
 kept_share = edges["paper"][0] / edges["paper"][1]
-rows = [[label, f"{book.overall_accuracy(res):.1f}"] + [f"{100 * c / n:.1f}" for c, n in res.values()]
-        for label, res in acc.items()]
-display(Markdown(book.markdown_table(rows, ["attention", "all"] + list(acc["full"]))))
+display(Markdown(book.markdown_table(book.accuracy_rows(acc), ["attention", "all"] + list(acc["full"]))))
 table3 = book.claim_table3(acc, list(randoms), kept_share)
 glue("kept_paper", f"{100 * kept_share:.0f}", display=False)
 glue("kept_vq", f"{100 * edges['video_question'][0] / edges['video_question'][1]:.0f}", display=False)
@@ -429,10 +422,7 @@ answer_format: str = "content"  # content (tiny models) or letter (real checkpoi
 window: int = 3  # knockout window in layers (the paper's 9 of 32, scaled to 8 layers)
 batch_size: int = 8  # knockout specs per forward
 seed: int = 0  # seed of the question subset"""),
-    code("""import json
-from pathlib import Path
-
-from IPython.display import Markdown, display
+    code("""from IPython.display import Markdown, display
 from myst_nb import glue
 
 from mapflow_utils import book, data, experiments, models, paths, plots
@@ -445,17 +435,13 @@ ds = data.load_tvbench(paths.data_dir(data_dir), n_per_task=n_per_task, seed=see
     md("## Size and training"),
     code("""display(Markdown(book.markdown_table(book.model_rows({"Video-FT": video_dir, "ImageLLM": image_dir}),
                                       book.MODEL_HEADERS)))
-logs = {f"{name}/{run.name}": [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
-        for name, d in (("ImageLLM", image_dir), ("Video-FT", video_dir))
-        for run in sorted((Path(d) / "training").glob("*")) if name == "ImageLLM" or "video" in run.name}
-fig = plots.loss_curves(logs)"""),
+fig = plots.loss_curves(book.training_logs(video_dir))  # the Video-FT's runs: its ImageLLM stage, then video"""),
     md("""## Accuracy
 
 On the held-out synthetic split (100 questions per task, never seen in training), from each model's `eval.json`
 (written by `mapflow card`, which regenerates it). The control rows show the model a single frame repeated, or the
 frames shuffled: a model that needs time falls to chance on them."""),
-    code("""evals = {name: json.loads((Path(d) / "eval.json").read_text()) for name, d in
-         (("Video-FT", video_dir), ("ImageLLM", image_dir))}
+    code("""evals = {name: book.read_eval(d) for name, d in (("Video-FT", video_dir), ("ImageLLM", image_dir))}
 tasks = list(evals["Video-FT"]["all"])
 rows = book.eval_rows(evals["Video-FT"], "Video-FT") + book.eval_rows(evals["ImageLLM"], "ImageLLM")
 display(Markdown(book.markdown_table(rows, ["model", "frames"] + tasks + ["mean"])))
@@ -489,18 +475,15 @@ scratch does not learn to bind an option's content to its letter when options ar
 (at most an hour of CPU; `mapflow train letters`): from the ImageLLM, image questions in the letter format whose
 target is the letter *and* the option's text (`B) blue`), plus a dense auxiliary binding task both ways
 ("Which option is blue?" → `B`, "What is option (B)?" → `blue`). The curve is the letter accuracy on held-out image
-questions during training; the chance level is that of their option counts (4, 4, 4 and 3)."""),
-    code("""letter_run = paths.MODELS / "letter-attempt"
-records = [json.loads(l) for l in (letter_run / "log.jsonl").read_text().splitlines()]
-meta = json.loads((letter_run / "train.json").read_text())
-chance = (3 * 0.25 + 1 / 3) / 4
-fig = plots.letter_curve(records, chance)
-final = [r["letter_accuracy"] for r in records if "letter_accuracy" in r][-1]
-glue("letter_final", f"{100 * final:.1f}", display=False)
-glue("letter_steps", meta["steps_done"], display=False)
-glue("letter_minutes", meta["wall_minutes"], display=False)
-glue("letter_chance", f"{100 * chance:.1f}", display=False)
-glue("letter_verdict", "clearly above" if final > chance + 0.1 else "not clearly above", display=False)"""),
+questions during training; the chance level is that of their option counts."""),
+    code("""letters = book.letter_attempt(paths.MODELS / "letter-attempt")
+fig = plots.letter_curve(letters["records"], letters["chance"])
+glue("letter_final", f"{100 * letters['final']:.1f}", display=False)
+glue("letter_steps", letters["steps"], display=False)
+glue("letter_minutes", letters["minutes"], display=False)
+glue("letter_chance", f"{100 * letters['chance']:.1f}", display=False)
+glue("letter_verdict", "clearly above" if letters["final"] > letters["chance"] + 0.1 else "not clearly above",
+     display=False)"""),
     md("""After {glue:text}`letter_steps` steps ({glue:text}`letter_minutes` CPU-minutes) the letter accuracy is
 {glue:text}`letter_final`% against a chance level of {glue:text}`letter_chance`%: {glue:text}`letter_verdict`
 chance. No letter variant is shipped; the embedded models answer in the `content` format throughout this book,
