@@ -121,12 +121,14 @@ def _early(n_layers: int) -> slice:
     return slice(0, max(1, round(2 * n_layers / 3)))
 
 
-def claim_cross_frame(video, image) -> Claim:
-    """Fig. 2: cross-frame knockout in early-to-middle layers hurts the Video-FT, barely its ImageLLM base.
+def claim_cross_frame(video, image, figure: str = "Fig. 2", claim: str = "fig2") -> Claim:
+    """Fig. 2 (and Fig. Q, open-ended): cross-frame knockout in early-to-middle layers hurts the Video-FT, barely
+    its ImageLLM base.
 
-    ``video``/``image``: SweepResults with a ``cross-frame`` flow. Rule: take the most negative pooled mean %change
-    over the first two thirds of the layers; reproduces if the Video-FT's is <= -10 % with the 95% interval below
-    0 and the ImageLLM's is less than half as deep; partly if the Video-FT's is <= -5 %.
+    ``video``/``image``: SweepResults with a ``cross-frame`` flow; ``claim``: key of the paper's claim text. Rule:
+    take the most negative pooled mean %change over the first two thirds of the layers; reproduces if the
+    Video-FT's is <= -10 % with the 95% interval below 0 and the ImageLLM's drop (if any) is less than half as
+    deep; partly if the Video-FT's is <= -5 %.
     """
     def lowest(r):
         mean, lo, hi, n = r.summary("cross-frame")
@@ -136,11 +138,11 @@ def claim_cross_frame(video, image) -> Claim:
 
     v, v_hi, v_layer, nv = lowest(video)
     m, _, m_layer, nm = lowest(image)
-    strong = v <= -10 and v_hi < 0 and abs(m) < abs(v) / 2
-    return Claim("Fig. 2", paper_numbers()["claims"]["fig2"], "qualitative (drops in early-middle layers)",
+    strong = v <= -10 and v_hi < 0 and -m < -v / 2  # an ImageLLM whose probability rises has no drop
+    return Claim(figure, paper_numbers()["claims"][claim], "qualitative (drops in early-middle layers)",
                  f"Video-FT {v:.1f}% at layer {v_layer} (N={nv}); ImageLLM {m:.1f}% at layer {m_layer} (N={nm})",
                  grade(strong, v <= -5), "lowest pooled mean in the first 2/3 of the layers: Video-FT <= -10% "
-                 "(95% CI below 0) and ImageLLM less than half as deep; partly if Video-FT <= -5%")
+                 "(95% CI below 0) and ImageLLM's drop (if any) less than half as deep; partly if Video-FT <= -5%")
 
 
 def relative_change(acc: dict, label: str, base: str = "full") -> dict[str, float]:
@@ -287,11 +289,12 @@ def claim_fig7(result) -> Claim:
                  ">= 2")
 
 
-def claim_fig8(true: np.ndarray, false: np.ndarray) -> Claim:
-    """Fig. 8: the true option's probability at the last position rises sharply right after the middle layers,
-    without first favouring false options. ``true``/``false``: mean probability per layer. Rule: reproduces if it
-    first reaches half its final value in the second half of the layers and never trails the false options'
-    mean by more than 1 point before that; partly if it ends above the false options and rises after the first
+def claim_fig8(true: np.ndarray, false: np.ndarray, figure: str = "Fig. 8", claim: str = "fig8",
+               paper: str = "7B: rises after ~layer 16 of 32", what: str = "option") -> Claim:
+    """Fig. 8 (and Fig. S, open-ended): the true answer's probability at the last position rises sharply right after
+    the middle layers, without first favouring false ones. ``true``/``false``: mean probability per layer. Rule:
+    reproduces if it first reaches half its final value in the second half of the layers and never trails the false
+    answers' mean by more than 1 point before that; partly if it ends above the false ones and rises after the first
     third."""
     n = len(true)
     final = true[-1]
@@ -299,11 +302,26 @@ def claim_fig8(true: np.ndarray, false: np.ndarray) -> Claim:
     ahead = np.all(false[: rise - 1] - true[: rise - 1] <= 0.01)
     strong = rise > n / 2 and ahead and final > false[-1]
     weak = final > false[-1] and rise > n / 3
-    return Claim("Fig. 8", paper_numbers()["claims"]["fig8"], "7B: rises after ~layer 16 of 32",
-                 f"true option reaches half its final probability ({100 * final:.1f}%) at layer {rise} of {n}; "
-                 f"false options end at {100 * false[-1]:.1f}%", grade(strong, weak),
-                 "rise (half of final) in the second half of the layers, false options never ahead by > 1 point "
+    return Claim(figure, paper_numbers()["claims"][claim], paper,
+                 f"true {what} reaches half its final probability ({100 * final:.1f}%) at layer {rise} of {n}; "
+                 f"false {what}s end at {100 * false[-1]:.1f}%", grade(strong, weak),
+                 f"rise (half of final) in the second half of the layers, false {what}s never ahead by > 1 point "
                  "before; partly if it ends above them and rises after the first third")
+
+
+def claim_fig_r(result, threshold: float = -10.0) -> Claim:
+    """Fig. R (open-ended QA): with no options to read, the last position itself becomes the checkpoint: the video
+    reaches it directly (video→last) and through the question (video→non-option question, non-option
+    question→last). Rule: reproduces if video→last and non-option question→last both reach <= ``threshold`` %;
+    partly if one of them does."""
+    vl, lvl, n = _lowest(result, "video→last")
+    ql, lql, _ = _lowest(result, "non-option question→last")
+    vq, lvq, _ = _lowest(result, "video→non-option question")
+    return Claim("Fig. R", paper_numbers()["claims"]["appC"], "qualitative (7B): both routes converge at the last "
+                 "token", f"video→last {vl:.1f}% (layer {lvl}), video→question {vq:.1f}% (layer {lvq}), "
+                 f"question→last {ql:.1f}% (layer {lql}); N={n}",
+                 grade(vl <= threshold and ql <= threshold, vl <= threshold or ql <= threshold),
+                 f"lowest pooled means: video→last and question→last both <= {threshold:.0f}%; partly if one is")
 
 
 def mechanism_rows(sweep) -> list[list[Any]]:
@@ -383,6 +401,16 @@ def letter_attempt(run_dir, seed: int = 999, n: int = 200) -> dict:
     chance = float(np.mean([1 / len(c) for i in range(n) for _, c, _ in image_sample(seed, i).qa]))
     return {"records": records, "steps": meta["steps_done"], "minutes": meta["wall_minutes"],
             "final": accs[-1] if accs else float("nan"), "chance": chance}
+
+
+def chance(samples) -> dict[str, list[float]]:
+    """Expected hits of uniform guessing per task, ``{task: [expected correct, n]}`` (rows for accuracy_rows)."""
+    out: dict[str, list[float]] = {}
+    for s in samples:
+        c = out.setdefault(s.task, [0.0, 0])
+        c[0] += 1 / len(s.candidates)
+        c[1] += 1
+    return out
 
 
 def accuracy_rows(acc: dict) -> list[list[Any]]:

@@ -163,6 +163,10 @@ class SweepResult:
     n_seen: dict[str, int]
     window: int
 
+    def correct(self) -> dict[str, list[int]]:
+        """Baseline accuracy per task, ``{task: [correct, seen]}`` (for a sweep run with ``only_correct``)."""
+        return {t: [self.tasks.count(t), n] for t, n in self.n_seen.items()}
+
     def summary(self, flow: str, task: str | None = None, n_boot: int = 1000, seed: int = 0):
         """Mean and bootstrap 95% CI per layer: ``(mean [n_layers], lo, hi, N)``."""
         x = self.change[flow]

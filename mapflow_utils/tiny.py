@@ -52,6 +52,14 @@ class TinyConfig:
     max_positions: int = 1024
 
 
+# Named sizes of the embedded models. ``base`` is tiny-imagellm / tiny-videollm-ft; ``deep`` (App. A/B, "another
+# size") has 1.5x the layers at 3/4 the width, so it trains at about the same CPU cost per step.
+SIZES: dict[str, TinyConfig] = {
+    "base": TinyConfig(),
+    "deep": TinyConfig(hidden=96, layers=12, intermediate=288),
+}
+
+
 class _TextOnlyProcessor:
     """Stands in for a processor when rendering prompts for the tokenizer corpus (chat template only)."""
 

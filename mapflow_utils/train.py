@@ -60,6 +60,7 @@ class StageConfig:
     save_every: int = 200
     log_every: int = 20
     num_frames: int = 8
+    size: str = "base"  # a key of tiny.SIZES (used only when the stage starts from scratch)
 
 
 def pixels(frames: np.ndarray) -> torch.Tensor:
@@ -213,7 +214,7 @@ def train_stage(cfg: StageConfig, out: str | Path, init: str | Path | None = Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     if init is None:
-        model, processor = tiny.build(seed=cfg.seed)
+        model, processor = tiny.build(tiny.SIZES[cfg.size], seed=cfg.seed)
     else:
         model = LlavaNextVideoForConditionalGeneration.from_pretrained(init)
         processor = AutoProcessor.from_pretrained(init)
@@ -291,10 +292,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--save-every", type=int, default=None)
+    ap.add_argument("--size", default=None, help="model size from scratch (imagellm): base or deep")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = StageConfig(stage=args.stage, seed=args.seed)
-    for k in ("steps", "minutes", "batch_size", "lr", "save_every"):
+    for k in ("steps", "minutes", "batch_size", "lr", "save_every", "size"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     out = args.out or paths.ROOT / "runs" / "train" / f"{args.stage}-s{args.seed}"

@@ -27,6 +27,9 @@ def test_cross_frame_claim():
     assert book.claim_cross_frame(result({"cross-frame": dip}), result({"cross-frame": dip})).verdict == "partly"
     assert book.claim_cross_frame(result({"cross-frame": flat}), result({"cross-frame": flat})).verdict == \
         "does not reproduce"
+    rises = [5, 20, 15, 5, 0, 0, 0, 0]  # an ImageLLM whose probability goes up shows no drop
+    assert book.claim_cross_frame(result({"cross-frame": dip}), result({"cross-frame": rises})).verdict == \
+        "reproduces"
     late = [0, 0, 0, 0, 0, 0, -30, -30]  # a drop only in the last third is not the paper's claim
     assert book.claim_cross_frame(result({"cross-frame": late}), result({"cross-frame": flat})).verdict == \
         "does not reproduce"
@@ -77,3 +80,18 @@ def test_letter_attempt_summary_from_the_shipped_log():
     s = book.letter_attempt(paths.MODELS / "letter-attempt")
     assert 0.25 < s["chance"] < 1 / 3  # 4-option questions and one 3-option question per image
     assert s["steps"] > 0 and 0 <= s["final"] <= 1 and len(s["records"]) > 0
+
+
+def test_open_ended_claims():
+    both = {"video→last": [0, -30, -20, 0, 0, 0, 0, 0], "non-option question→last": [0, 0, 0, -5, -25, -10, 0, 0],
+            "video→non-option question": [0, -15, 0, 0, 0, 0, 0, 0]}
+    assert book.claim_fig_r(result(both)).verdict == "reproduces"
+    direct_only = dict(both, **{"non-option question→last": [0] * 8})
+    assert book.claim_fig_r(result(direct_only)).verdict == "partly"
+    assert book.claim_fig_r(result({f: [0] * 8 for f in both})).verdict == "does not reproduce"
+    q = book.claim_cross_frame(result({"cross-frame": [-2, -25, -20, -5, 0, 0, 0, 0]}),
+                               result({"cross-frame": [0] * 8}), "Fig. Q", "appC")
+    assert (q.figure, q.verdict) == ("Fig. Q", "reproduces") and "open-ended" in q.claim
+    s = book.claim_fig8(np.array([0.01, 0.01, 0.02, 0.02, 0.3, 0.8, 0.9, 0.95]), np.full(8, 0.01), "Fig. S", "appC",
+                        what="answer")
+    assert s.verdict == "reproduces" and "true answer" in s.ours

@@ -523,7 +523,89 @@ mapflow run models -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p image_model
 `mapflow eval --model DIR --controls`)."""),
 ]
 
+OPEN_PARAMS = COMMON_PARAMS.replace(
+    'tasks: list = ["action_antonym", "action_sequence", "scene_transition", "moving_direction", "object_count"]  # tasks',
+    'tasks: list = ["action_antonym", "moving_direction", "object_count"]  # tasks (the paper picks these three)').replace(
+    'answer_format: str = "content"  # content (tiny models) or letter (real checkpoints, the paper\'s format)',
+    'answer_format: str = "open"  # open: sentence completion without options (App. C)')
+assert OPEN_PARAMS != COMMON_PARAMS and "open: sentence" in OPEN_PARAMS
+
+APPC = [
+    md("""# App. C Open-ended questions
+
+> In open-ended video question-answer tasks, the input prompt does not include keywords related to the ground
+> truth answers. [...] We hypothesize that, in the absence of true option tokens, the last token itself becomes the
+> core checkpoint for video-language integration. (*Map the Flow*, App. C; Figs. Q, R, S)
+
+**Method.** The prompt keeps the question but drops the options and the instruction; the assistant turn starts a
+sentence the answer completes ("The red square moves" → " left"), and the model is scored on the first sub-token
+of each candidate answer, as in the paper (which picks Action Antonym, Moving Direction and Object Count because
+their first sub-tokens are constrained). The same knockout sweeps as in §3.2 and §3.3 (window of `window` layers,
+mean %change of the model's own correct answer, bootstrap 95% band, N questions) and the same lens as in §3.4.
+
+The embedded models were never trained on this format: their training saw multiple-choice questions and video
+*captions* ("the red square moves left"), so any skill here is transfer from captioning."""),
+    params(OPEN_PARAMS),
+    code(SETUP),
+    md("## How well the models answer without options"),
+    code("""sweeps = {name: experiments.knockout_sweep(m, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                                          progress=True, results_dir=cache)
+          for name, m in (("Video-FT", video), ("ImageLLM", image))}
+acc = {"chance": book.chance(ds), **{name: r.correct() for name, r in sweeps.items()}}
+display(Markdown(book.markdown_table(book.accuracy_rows(acc), ["model", "all"] + list(acc["chance"]))))
+glue("open_video_acc", f"{book.overall_accuracy(acc['Video-FT']):.1f}", display=False)
+glue("open_image_acc", f"{book.overall_accuracy(acc['ImageLLM']):.1f}", display=False)
+glue("open_chance", f"{book.overall_accuracy(acc['chance']):.1f}", display=False)"""),
+    checked("""print({name: {t: f"{c}/{n}" for t, (c, n) in res.items()} for name, res in acc.items() if name != "chance"})"""),
+    md("""Open-ended accuracy: Video-FT {glue:text}`open_video_acc`%, ImageLLM {glue:text}`open_image_acc`% (chance
+{glue:text}`open_chance`%). The sweeps below use each model's correctly answered questions only.
+
+## Fig. Q: cross-frame knockout, Video-FT against ImageLLM"""),
+    code("""fig = plots.sweep_grid({name: (r, "cross-frame") for name, r in sweeps.items()}, tasks,
+                      "open-ended: cross-frame knockout")
+figQ = book.claim_cross_frame(sweeps["Video-FT"], sweeps["ImageLLM"], "Fig. Q", "appC")
+glue("figQ_ours", figQ.ours, display=False)
+glue("figQ_verdict", figQ.verdict, display=False)"""),
+    md("""{glue:text}`figQ_ours`. Verdict: **{glue:text}`figQ_verdict`**.
+
+## Fig. R: the last position as the checkpoint
+
+Without options, the paper finds two routes that converge at the last position: video → last directly, and video →
+question → last. (The sentence stem sits between the question and the last position and is never blocked.)"""),
+    code("""flows = ["video→non-option question", "non-option question→last", "video→last"]
+sweep = experiments.knockout_sweep(video, ds, flows, window, answer_format, batch_size=batch_size, progress=True,
+                                   results_dir=cache)
+fig = plots.sweep_grid({f: (sweep, f) for f in flows}, tasks, "Video-FT, open-ended: video, question and last")
+figR = book.claim_fig_r(sweep)
+glue("figR_ours", figR.ours, display=False)
+glue("figR_verdict", figR.verdict, display=False)"""),
+    checked("""for f in flows:
+    mean, lo, hi, n = sweep.summary(f)
+    print(f"{f:<28} N={n:<4}", [round(float(x), 1) for x in mean])"""),
+    md("""{glue:text}`figR_ours`. Verdict: **{glue:text}`figR_verdict`**.
+
+## Fig. S: layerwise probability of the answer
+
+The probability of the true answer's first sub-token and the mean over the false answers', read at the last
+position after each layer (standard logit lens)."""),
+    code("""probs = experiments.option_probabilities(video, ds, answer_format)
+curves = {name: experiments.bootstrap_mean(probs[key] * 100) + (len(probs[key]),)
+          for name, key in (("true answer", "true"), ("false answers (mean)", "false"))}
+fig = plots.sweep_lines(curves, "open-ended: answer probability at the last position", ylabel="probability (%)")
+fig.axes[0].set_xlabel("layer")
+figS = book.claim_fig8(probs["true"].mean(0), probs["false"].mean(0), "Fig. S", "appC",
+                       "7B: rises from ~layer 20 of 32", what="answer")
+glue("figS_ours", figS.ours, display=False)
+glue("figS_verdict", figS.verdict, display=False)"""),
+    md("""{glue:text}`figS_ours`. Verdict: **{glue:text}`figS_verdict`**.
+
+## Verdicts"""),
+    code("""display(Markdown(book.claims_table([figQ, figR, figS])))"""),
+    rerun("appc_open", "-p image_model /path/to/llava-v1.6-vicuna-7b -p window 9 -p n_per_task 200"),
+]
+
 if __name__ == "__main__":
-    chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34, "s3_5_pathways": S35}
+    chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34, "s3_5_pathways": S35,
+                "appc_open": APPC}
     for name in sys.argv[1:] or chapters:
         write(name, chapters[name])
