@@ -358,17 +358,24 @@ def overall_accuracy(res: dict) -> float:
     return 100 * sum(c for c, _ in res.values()) / max(1, sum(n for _, n in res.values()))
 
 
-def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float) -> Claim:
-    """Table 3: the effective pathways alone keep accuracy, random blocking of as many edges does not. Rule:
-    reproduces if the pathways lose at most 3 points against full attention and the random draws' mean is at least
-    5 points below the pathways; partly if the pathways beat the random mean."""
+def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float, figure: str = "Table 3") -> Claim:
+    """Table 3 (and Table A, long videos): the effective pathways alone keep accuracy, random blocking of as many
+    edges does not. Rule: reproduces if the pathways lose at most 3 points against full attention and the random
+    draws' mean is at least 5 points below the pathways; partly if the pathways beat the random mean."""
     full, path = overall_accuracy(acc["full"]), overall_accuracy(acc["pathways"])
     rand = [overall_accuracy(acc[l]) for l in random_labels]
     r_mean, r_sd = float(np.mean(rand)), float(np.std(rand))
-    paper = paper_numbers()["table3_effective_pathways"]["LLaVA-NeXT-7B-Video-FT"]
-    return Claim("Table 3", "Keeping only the effective pathways keeps accuracy; random blocking of as many edges "
-                 "hurts.", f"7B TVBench: full {paper['full']['TVBench']}, pathways {paper['pathways']['TVBench']}, "
-                 f"random {paper['random']['TVBench']} ({100 * paper['kept_share']:.0f}% edges kept)",
+    nums = paper_numbers()
+    paper = nums["table3_effective_pathways"]["LLaVA-NeXT-7B-Video-FT"]
+    if figure == "Table A":
+        long = nums["tableA_long_videos"]
+        paper_text = (f"7B LongVideoBench: full {long['full']['all']}, pathways {long['pathways']['all']} "
+                      f"({100 * paper['kept_share']:.0f}% edges kept; no random control)")
+    else:
+        paper_text = (f"7B TVBench: full {paper['full']['TVBench']}, pathways {paper['pathways']['TVBench']}, "
+                      f"random {paper['random']['TVBench']} ({100 * paper['kept_share']:.0f}% edges kept)")
+    return Claim(figure, "Keeping only the effective pathways keeps accuracy; random blocking of as many edges "
+                 "hurts.", paper_text,
                  f"full {full:.1f}, pathways {path:.1f}, random {r_mean:.1f} ± {r_sd:.1f} ({len(rand)} draws; "
                  f"{100 * kept_share:.0f}% edges kept)", grade(path >= full - 3 and r_mean <= path - 5, path > r_mean),
                  "pathways lose <= 3 points and random is >= 5 points below them; partly if pathways beat random")
@@ -413,18 +420,30 @@ def chance(samples) -> dict[str, list[float]]:
     return out
 
 
+def paper_table_a_rows() -> tuple[list[str], list[list[Any]]]:
+    """The paper's Table A (LongVideoBench, LLaVA-NeXT-7B-Video-FT): headers and rows."""
+    nums = paper_numbers()
+    t, kept = nums["tableA_long_videos"], nums["table3_effective_pathways"]["LLaVA-NeXT-7B-Video-FT"]["kept_share"]
+    cats = list(t["full"])
+    rows = [["full causal", "100%"] + [t["full"][c] for c in cats],
+            ["effective pathways", f"{100 * kept:.0f}%"] + [t["pathways"][c] for c in cats]]
+    return ["attention (paper, 7B)", "edges kept"] + [c.replace("_", " ") for c in cats], rows
+
+
 def accuracy_rows(acc: dict) -> list[list[Any]]:
     """Rows ``[label, overall %, per-task %…]`` of ``accuracy_under``'s result."""
     return [[label, f"{overall_accuracy(res):.1f}"] + [f"{100 * c / n:.1f}" for c, n in res.values()]
             for label, res in acc.items()]
 
 
-def ranges_rows(ranges) -> list[list[Any]]:
-    """Table E(a): the paper's effective layer ranges per model, then ours (1-indexed, inclusive)."""
+def ranges_rows(ranges=None) -> list[list[Any]]:
+    """Table E(a): the paper's effective layer ranges per model, then ours if given (1-indexed, inclusive)."""
     paper = paper_numbers()["tableE_layer_ranges"]
     rows = [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in paper.items()]
+    if ranges is None:
+        return rows
     ours = (ranges.cross_frame, ranges.video_question, ranges.question_last)
-    return rows + [["ours"] + ["none" if r is None else f"L{r[0] + 1}-{r[1] + 1}" for r in ours]]
+    return rows + [["ours"] + [_range_text(r) for r in ours]]
 
 
 def paper_table_e_rows(model: str = "LLaVA-NeXT-7B-Video-FT") -> tuple[list[str], list[list[Any]]]:
@@ -440,3 +459,56 @@ def read_eval(model_dir) -> dict:
     from pathlib import Path
 
     return json.loads((Path(model_dir) / "eval.json").read_text())
+
+
+def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
+    """Rows of the "your model" page from :func:`mapflow_utils.cli.run_on_classes`: class, text model, video
+    layout, ok/error, seconds, and every ``*_verdict`` the chapter glued."""
+    from .models import SUPPORT
+
+    rows = []
+    for r in runs:
+        fam = SUPPORT.get(r["class"])
+        verdicts = "; ".join(f"{k[:-len('_verdict')]}: {v}" for k, v in r["glue"].items() if k.endswith("_verdict"))
+        rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?",
+                     "ok" if "error" not in r else r["error"], f"{r['seconds']:.0f}", verdicts])
+    return rows
+
+
+def real_commands(chapter: str) -> list[list[str]]:
+    """Per supported class: the ``mapflow run`` command for its public example checkpoint on a GPU."""
+    from .models import SUPPORT
+
+    return [[name, f"`mapflow run {chapter} -p video_model {f.example} -p data_dir /path/to/TVBench "
+                   f"-p answer_format letter -p window 9 -p n_per_task 200 -p device cuda "
+                   f"--name {name.replace('ForConditionalGeneration', '').lower()}`"]
+            for name, f in SUPPORT.items()]
+
+
+def key_claims(r) -> list[Claim]:
+    """The verdicts of one pair's :class:`~mapflow_utils.experiments.KeyResults` (Figs. 2, 3, 6, 8 and Table 3)."""
+    return [claim_cross_frame(r.sweep, r.image_sweep), claim_fig3(r.sweep), claim_fig6(r.sweep),
+            claim_fig8(r.probs["true"].mean(0), r.probs["false"].mean(0)),
+            claim_table3(r.pathways.acc, r.pathways.random_labels, r.pathways.kept())]
+
+
+def _range_text(rng) -> str:
+    return "none" if rng is None else f"L{rng[0] + 1}-{rng[1] + 1}" if rng[1] > rng[0] else f"L{rng[0] + 1}"
+
+
+def scale_rows(results: dict) -> list[list[Any]]:
+    """App. A/B side by side, one row per model: size, accuracy, window, App. E ranges, Table 3 and verdicts."""
+    rows = []
+    for name, r in results.items():
+        acc = r.pathways.acc
+        rand = [overall_accuracy(acc[l]) for l in r.pathways.random_labels]
+        verdicts = ", ".join(f"{c.figure}: {c.verdict}" for c in key_claims(r))
+        rows.append([name, r.n_layers, f"{r.n_parameters / 1e6:.2f}M", f"{overall_accuracy(acc['full']):.1f}",
+                     r.window, _range_text(r.ranges.cross_frame), _range_text(r.ranges.video_question),
+                     _range_text(r.ranges.question_last), f"{overall_accuracy(acc['pathways']):.1f}",
+                     f"{np.mean(rand):.1f} ± {np.std(rand):.1f}", f"{100 * r.pathways.kept():.0f}%", verdicts])
+    return rows
+
+
+SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", "cross-frame", "video→question",
+                 "question→last", "pathways", "random", "edges kept", "verdicts"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -41,6 +42,18 @@ def _clean(nb_path: Path) -> None:
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _absolute(value: Any) -> Any:
+    """Parameters that name an existing relative path (from the caller's directory) made absolute, in lists and
+    dicts too: the chapter runs with its output folder as working directory."""
+    if isinstance(value, str) and value and not os.path.isabs(value) and os.path.exists(value):
+        return os.path.abspath(value)
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _absolute(v) for k, v in value.items()}
+    return value
+
+
 def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str | Path | None = None,
                 name: str = "default", progress: bool = True) -> Path:
     """Execute ``notebooks/<chapter>.ipynb`` with papermill and return the executed notebook's path.
@@ -59,10 +72,65 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    pm.execute_notebook(str(src), str(dest), parameters=parameters or {}, kernel_name="python3",
-                        cwd=str(dest.parent), progress_bar=progress, log_output=False)
+    parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
+    pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3",
+                        cwd=str(dest.parent), progress_bar=progress, log_output=False,
+                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines in nested runs
     _clean(dest)
     return dest
+
+
+def read_glue(notebook: str | Path) -> dict[str, str]:
+    """The text of every value a notebook glued (myst-nb ``glue``), by name."""
+    nb = json.loads(Path(notebook).read_text())
+    out = {}
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            meta = o.get("metadata", {}).get("scrapbook")
+            if meta:
+                text = o.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain")
+                if text is not None:
+                    out[meta["name"]] = "".join(text).strip("'\"")
+    return out
+
+
+def _shown(value: Any) -> Any:
+    """A path inside the repository as a repo-relative string (printed commands stay valid in any clone)."""
+    if isinstance(value, str) and value.startswith(str(paths.ROOT) + os.sep):
+        return os.path.relpath(value, paths.ROOT)
+    return value
+
+
+def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
+                   parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run ``chapter`` on a tiny random-weight copy of each model class in ``families`` (the "your model" page).
+
+    For each class: ``mapflow tiny-vlm CLASS --out OUT/CLASS/model``, then ``mapflow run CHAPTER -p video_model …
+    -p image_model …`` (the same folder for both) with ``parameters``, executed into ``OUT/CLASS/CHAPTER.ipynb``.
+    Returns per class ``{"class", "model", "notebook", "seconds", "glue", "command"}``; a run that fails keeps its
+    error (``"error"``) and the others go on.
+    """
+    from .tiny_vlms import save_tiny
+
+    out_dir = Path(out_dir)
+    rows = []
+    for name in families:
+        model = save_tiny(name, out_dir / name / "model")
+        params = {"video_model": str(model), "image_model": str(model), **(parameters or {})}
+        shown = {k: _shown(v) for k, v in params.items()}
+        opts = " ".join(f"-p {k} {shlex.quote(v if isinstance(v, str) else json.dumps(v))}" for k, v in shown.items())
+        row = {"class": name, "model": model, "notebook": out_dir / name / f"{chapter}.ipynb", "glue": {},
+               "command": f"mapflow tiny-vlm {name} --out {_shown(str(model))}\n"
+                          f"mapflow run {chapter} {opts} --out {_shown(str(out_dir / name))}"}
+        t = time.perf_counter()
+        try:
+            run_chapter(chapter, params, out=row["notebook"], progress=False)
+            row["glue"] = read_glue(row["notebook"])
+        except Exception as e:  # noqa: BLE001 -- one class failing must not lose the others' runs
+            row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        row["seconds"] = time.perf_counter() - t
+        rows.append(row)
+    return rows
 
 
 def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
@@ -170,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub.add_parser("train", help="train the embedded models (see mapflow train -h)", add_help=False)
 
+    tv = sub.add_parser("tiny-vlm", help="save a tiny random-weight copy of a supported model class (for trying "
+                                         "chapters on every class without downloads)")
+    tv.add_argument("model_class", help="e.g. Qwen2VLForConditionalGeneration (see mapflow_utils.models.SUPPORT)")
+    tv.add_argument("--out", required=True, help="output folder (pass it as a chapter's video_model)")
+    tv.add_argument("--seed", type=int, default=0)
+
     ev = sub.add_parser("eval", help="multiple-choice accuracy per task of a model on a TVBench-format folder")
     ev.add_argument("--model", required=True, help="model folder or hub id (loaded with mapflow_utils.models.load)")
     ev.add_argument("--data", default=None, help="TVBench-format folder (default: the shipped synthetic split)")
@@ -203,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = evaluate(args.model, controls=True, images=args.images)
         extra = mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
         print(write_card(args.model, args.runs, args.title, table, extra))
+    elif args.cmd == "tiny-vlm":
+        from .tiny_vlms import save_tiny
+
+        print(save_tiny(args.model_class, args.out, args.seed))
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
     return 0

@@ -386,3 +386,100 @@ def answers_under(adapter, samples_by_task: dict, spec, answer_format: P.AnswerF
         rows.append([task, items[0].question, items[0].answer, generate(adapter, prep, None, max_new_tokens),
                      generate(adapter, prep, spec, max_new_tokens)])
     return rows
+
+
+# ------------------------------------------------------------------------------------------ §3.5 helpers
+
+
+@dataclass
+class PathwayResult:
+    """Table 3 (or Table A) for one model and data set.
+
+    ``acc``: ``{label: {task: [correct, n]}}`` for ``full``, ``pathways`` and each random draw; ``random_labels``:
+    the draws' labels; ``edges``: :func:`pathways.edge_counts` on the first question (kept, total) both ways.
+    """
+
+    acc: dict
+    random_labels: list[str]
+    edges: dict[str, tuple[int, int]]
+
+    def kept(self, way: str = "paper") -> float:
+        """Share of edges kept (0-1), ``paper`` (all valid pairs over layers) or ``video_question``."""
+        k, n = self.edges[way]
+        return k / n
+
+
+def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", batch_size: int = 8,
+                   num_frames: int = 8, progress: bool = False, results_dir=None):
+    """App. E on this model: sweep the three ranged flows and apply the interval rule. Returns
+    ``(sweep, interval size, Ranges)``."""
+    from . import pathways
+
+    sweep = knockout_sweep(adapter, samples, list(pathways.RANGED.values()), window, answer_format,
+                           batch_size=batch_size, num_frames=num_frames, progress=progress, results_dir=results_dir)
+    size = pathways.interval_size(adapter.num_layers)
+    return sweep, size, pathways.ranges_from_sweep(sweep, size)
+
+
+def pathway_accuracy(adapter, samples, ranges, leak: bool = True, n_random: int = 5, seed: int = 0,
+                     answer_format: P.AnswerFormat = "content", num_frames: int = 8, batch_size: int = 8,
+                     results_dir=None) -> PathwayResult:
+    """Accuracy with full attention, with the effective pathways only (``pathways.pathway_spec``) and with
+    ``n_random`` seeded random-blocking draws of as many edges (seeds ``seed``, ``seed + 1``, …)."""
+    from . import pathways
+
+    n = adapter.num_layers
+    spec = pathways.pathway_spec(ranges, n, leak=leak)
+    randoms = {f"random {k}": pathways.RandomControl(spec, n, seed + k) for k in range(n_random)}
+    acc = accuracy_under(adapter, samples, {"pathways": spec, **randoms}, answer_format, num_frames=num_frames,
+                         batch_size=batch_size, results_dir=results_dir)
+    example = prepare(adapter, samples[0], answer_format, num_frames)
+    return PathwayResult(acc, list(randoms), pathways.edge_counts(spec, example.spans, n))
+
+
+# ------------------------------------------------------------------------------------------ App. A/B helpers
+
+#: The flows one sweep of :func:`key_results` covers (Figs. 2, 3, 6 and App. E's three ranged flows).
+KEY_FLOWS = ("cross-frame", "video→question", "video→last", "question→last", "last→last",
+             "non-option question→last", "true option→last", "false options→last")
+
+
+@dataclass
+class KeyResults:
+    """The key measurements of one (Video-FT, ImageLLM) pair, for comparing models side by side (App. A/B).
+
+    ``sweep``: the Video-FT's sweep over :data:`KEY_FLOWS`; ``image_sweep``: the ImageLLM's cross-frame sweep;
+    ``probs``: :func:`option_probabilities` (standard lens); ``ranges``/``interval``: App. E on ``sweep``;
+    ``pathways``: Table 3.
+    """
+
+    n_layers: int
+    n_parameters: int
+    window: int
+    sweep: SweepResult
+    image_sweep: SweepResult
+    probs: dict
+    interval: int
+    ranges: object
+    pathways: PathwayResult
+
+
+def key_results(video, image, samples, window: int | None = None, answer_format: P.AnswerFormat = "content",
+                leak: bool = True, n_random: int = 5, seed: int = 0, batch_size: int = 8, progress: bool = False,
+                results_dir=None) -> KeyResults:
+    """Run the book's key experiments on one pair. ``window=None``: the paper's 9 of 32 layers scaled to the
+    Video-FT's depth (:func:`scaled_windows`)."""
+    from . import pathways
+
+    n = video.num_layers
+    window = window or scaled_windows(n, (9,))[0]
+    sweep = knockout_sweep(video, samples, list(KEY_FLOWS), window, answer_format, batch_size=batch_size,
+                           progress=progress, results_dir=results_dir)
+    image_sweep = knockout_sweep(image, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                                 results_dir=results_dir)  # same depth as its Video-FT
+    size = pathways.interval_size(n)
+    ranges = pathways.ranges_from_sweep(sweep, size)
+    return KeyResults(n, sum(p.numel() for p in video.model.parameters()), window, sweep, image_sweep,
+                      option_probabilities(video, samples, answer_format), size, ranges,
+                      pathway_accuracy(video, samples, ranges, leak, n_random, seed, answer_format,
+                                       batch_size=batch_size, results_dir=results_dir))

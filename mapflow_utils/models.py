@@ -7,7 +7,7 @@ from the config / tokenizer, never hard-coded), how to call the processor, and h
 frames.
 
 Support matrix (transformers 5.24), see :data:`SUPPORT`. Each class is ``<Name>ForConditionalGeneration``; the
-language model is ``model.model.language_model`` for all six. "tiny" is what ``tests/tiny_vlms.py`` gives for 8
+language model is ``model.model.language_model`` for all six. "tiny" is what ``mapflow_utils.tiny_vlms`` gives for 8
 frames of 64x64: video tokens per frame (+ text tokens the processor inserts per frame, with the tiny BPE).
 "positions" is what the model passes to the language model as ``position_ids``.
 
@@ -76,24 +76,29 @@ class Family:
     video_token_attr: str = "video_token_id"
     positions: str = "1d"
     needs_fps: bool = False
+    example: str = ""  # a public checkpoint of this class (for the book's commands; never downloaded here)
 
 
 #: The support matrix: model class -> family facts. Tested on tiny random-weight configs in tests/.
 SUPPORT: dict[str, Family] = {f.model_class: f for f in (
     Family("LlavaNextVideoForConditionalGeneration", "llama", "equal",
            "LLaVA-NeXT-Video (the paper's main family); T frames x (pooled) patches, contiguous",
-           video_token_attr="video_token_index"),
+           video_token_attr="video_token_index", example="llava-hf/LLaVA-NeXT-Video-7B-hf"),
     Family("LlavaOnevisionForConditionalGeneration", "qwen2", "equal+newline",
-           "T frames x (pooled) patches, then one image-newline token", video_token_attr="video_token_index"),
+           "T frames x (pooled) patches, then one image-newline token", video_token_attr="video_token_index",
+           example="llava-hf/llava-onevision-qwen2-7b-ov-hf"),
     Family("Qwen2VLForConditionalGeneration", "qwen2_vl", "groups",
-           "temporal groups of temporal_patch_size frames; mRoPE (3-row position_ids)", positions="mrope"),
+           "temporal groups of temporal_patch_size frames; mRoPE (3-row position_ids)", positions="mrope",
+           example="Qwen/Qwen2-VL-7B-Instruct"),
     Family("Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl", "groups",
-           "as Qwen2-VL; mRoPE time positions use the fps", positions="mrope", needs_fps=True),
+           "as Qwen2-VL; mRoPE time positions use the fps", positions="mrope", needs_fps=True,
+           example="Qwen/Qwen2.5-VL-7B-Instruct"),
     Family("InternVLForConditionalGeneration", "qwen2", "marked",
            "frames as images: 'FrameN: <img>' + <IMG_CONTEXT> x n + '</img>', newline-joined",
-           video_token_attr="image_token_id"),
+           video_token_attr="image_token_id", example="OpenGVLab/InternVL3-1B-hf"),
     Family("VideoLlama3ForConditionalGeneration", "qwen2", "timestamped",
-           "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression", needs_fps=True),
+           "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression", needs_fps=True,
+           example="lkhl/VideoLLaMA3-2B-Image-HF"),
 )}
 
 

@@ -10,19 +10,26 @@ ROOT: Path = Path(__file__).resolve().parent.parent
 DATA: Path = ROOT / "data"
 #: The shipped held-out synthetic split in TVBench layout.
 SYNTHETIC: Path = DATA / "synthetic"
+#: The shipped long-video split (64-frame clips; §D.1).
+SYNTHETIC_LONG: Path = DATA / "synthetic-long"
 NOTEBOOKS: Path = ROOT / "notebooks"
 BOOK: Path = ROOT / "book"
 
 
-def data_dir(path: str | Path | None) -> Path:
-    """Resolve a chapter's ``data_dir`` parameter: ``None`` means the shipped synthetic split."""
-    return SYNTHETIC if path in (None, "") else Path(path).expanduser().resolve()
+def data_dir(path: str | Path | None, default: Path = SYNTHETIC) -> Path:
+    """Resolve a chapter's ``data_dir`` parameter: ``None`` means ``default`` (the shipped synthetic split)."""
+    return default if path in (None, "") else Path(path).expanduser().resolve()
 
 
 #: The embedded models.
 MODELS: Path = DATA / "models"
 VIDEO_MODEL: Path = MODELS / "tiny-videollm-ft"
 IMAGE_MODEL: Path = MODELS / "tiny-imagellm"
+#: The embedded (Video-FT, ImageLLM) pairs by size: ``base`` (8 layers x 128) and ``deep`` (12 layers x 96; App. A/B).
+EMBEDDED_PAIRS: dict[str, tuple[Path, Path]] = {
+    "base": (VIDEO_MODEL, IMAGE_MODEL),
+    "deep": (MODELS / "tiny-deep-videollm-ft", MODELS / "tiny-deep-imagellm"),
+}
 
 
 def model_dir(name: str | Path | None, default: Path) -> str:
@@ -30,6 +37,8 @@ def model_dir(name: str | Path | None, default: Path) -> str:
     if name in (None, ""):
         return str(default)
     p = Path(name).expanduser()
+    if not p.exists() and not p.is_absolute() and (ROOT / p).exists():
+        p = ROOT / p  # a repo-relative folder (e.g. data/models/...) from a notebook running elsewhere
     return str(p.resolve()) if p.exists() else str(name)
 
 

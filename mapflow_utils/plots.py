@@ -110,6 +110,17 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
     return fig
 
 
+def side_by_side(panels: Mapping[str, Mapping[str, tuple]], title: str,
+                 ylabel: str = "% change of answer probability"):
+    """One :func:`sweep_lines` panel per entry of ``panels`` (e.g. one per model), sharing the y axis."""
+    use_style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.2), sharey=True, squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        sweep_lines(curves, name, ylabel, ax=ax)
+    fig.suptitle(title)
+    return fig
+
+
 def sweep_grid(curves: Mapping[str, tuple], tasks: Sequence[str], title: str = "",
                ylabel: str = "% change of answer probability"):
     """One panel per task plus one pooled (3 columns); one line per entry of ``curves`` (label ->

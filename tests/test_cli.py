@@ -35,3 +35,18 @@ def test_run_chapter_with_parameters(tmp_path):
                    for o in c.get("outputs", []))
     assert "moving_direction: 2" in text
     assert not any("execution" in c["metadata"] for c in nb["cells"])  # timings stripped
+
+
+def test_relative_paths_in_parameters_resolve_from_the_callers_directory(tmp_path, monkeypatch):
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    got = cli._absolute({"a": ["models/m", "no/such/path", 3], "b": "models/m"})
+    assert got == {"a": [str(tmp_path / "models" / "m"), "no/such/path", 3], "b": str(tmp_path / "models" / "m")}
+
+
+def test_model_dir_finds_repo_relative_folders_from_anywhere(tmp_path, monkeypatch):
+    from mapflow_utils import paths
+
+    monkeypatch.chdir(tmp_path)
+    assert paths.model_dir("data/models/tiny-imagellm", paths.VIDEO_MODEL) == str(paths.IMAGE_MODEL)
+    assert paths.model_dir("org/some-hub-id", paths.VIDEO_MODEL) == "org/some-hub-id"

@@ -1,4 +1,4 @@
-"""The adapter on tiny random-weight copies of all six supported video-LLM classes (see tests/tiny_vlms.py)."""
+"""The adapter on tiny random-weight copies of all six supported video-LLM classes (see mapflow_utils/tiny_vlms.py)."""
 
 import functools
 
@@ -9,13 +9,14 @@ import torch
 from mapflow_utils import models, paths
 from mapflow_utils.data import load_tvbench
 from mapflow_utils.models import SUPPORT, UnsupportedModelError, adapter_for
+from mapflow_utils.prompts import build_prompt
 from mapflow_utils.spans import expansion_range as _expansion
+from mapflow_utils.tiny_vlms import FAMILIES, build_tiny, save_tiny
 
 
 def expansion_range(unexpanded, expanded):
     return _expansion(unexpanded, expanded)[1]
-from mapflow_utils.prompts import build_prompt
-from tiny_vlms import FAMILIES, build_tiny
+
 
 NUM_FRAMES = 8
 #: What each family passes to its language model as ``position_ids`` (None: the text model counts 0..L-1).
@@ -203,9 +204,7 @@ def test_language_model_reproduces_the_logits(name):
 def test_save_and_load_round_trip_offline(name, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     adapter, inputs, _, _ = prepared(name)
-    adapter.model.save_pretrained(tmp_path)
-    adapter.processor.save_pretrained(tmp_path)
-    model, processor, loaded = models.load(tmp_path)
+    model, processor, loaded = models.load(save_tiny(name, tmp_path))  # what the "your model" page runs
     assert type(model).__name__ == name and type(processor) is type(adapter.processor)
     assert type(processor.video_processor) is type(adapter.processor.video_processor)
     assert loaded.family is SUPPORT[name] and loaded.video_token_id == adapter.video_token_id

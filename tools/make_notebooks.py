@@ -343,6 +343,10 @@ glue("fig8_verdict", fig8.verdict, display=False)"""),
     rerun("s3_4_answer", "-p answer_format letter -p n_per_task 200"),
 ]
 
+PATHWAY_PARAMS = """
+leak: bool = True  # may instruction/template tokens after the question read the video and question (paper: yes)
+n_random: int = 5  # seeded random-blocking draws"""
+
 S35 = [
     md("""# §3.5 Effective pathways
 
@@ -357,17 +361,12 @@ question tokens after the question→last range. `leak` decides whether the toke
 template, prefill) may read the video and the question — the paper's code lets them (the default here, to compare
 with its numbers); `leak=False` closes that route. The control blocks, in every layer, as many edges as the mask,
 drawn uniformly (seeded) among valid pairs after the first video token, diagonal excluded."""),
-    params(COMMON_PARAMS + """
-leak: bool = True  # may instruction/template tokens after the question read the video and question (paper: yes)
-n_random: int = 5  # seeded random-blocking draws"""),
+    params(COMMON_PARAMS + PATHWAY_PARAMS),
     code(SETUP + """
 from mapflow_utils import pathways"""),
     md("## Table E: effective layer ranges"),
-    code("""ranged = list(pathways.RANGED.values())
-sweep = experiments.knockout_sweep(video, ds, ranged, window, answer_format, batch_size=batch_size, progress=True,
-                                   results_dir=cache)
-size = pathways.interval_size(n_layers)
-ranges = pathways.ranges_from_sweep(sweep, size)
+    code("""sweep, size, ranges = experiments.pathway_ranges(video, ds, window, answer_format, batch_size=batch_size,
+                                                 progress=True, results_dir=cache)
 header, *rows = pathways.table_e_rows(sweep, size)
 display(Markdown(book.markdown_table(rows, ["flow (ours, Action Antonym)"] + header)))
 display(Markdown(book.markdown_table(book.ranges_rows(ranges), ["model", "cross-frame", "video→question",
@@ -379,18 +378,13 @@ glue("interval", size, display=False)"""),
     code("""header, rows = book.paper_table_e_rows("LLaVA-NeXT-7B-Video-FT")
 display(Markdown(book.markdown_table(rows, ["flow (paper, 7B)"] + header)))"""),
     md("""## Table 3: accuracy with the effective pathways only"""),
-    code("""spec = pathways.pathway_spec(ranges, n_layers, leak=leak)
-specs = {"pathways": spec}
-randoms = {f"random {k}": pathways.RandomControl(spec, n_layers, seed + k) for k in range(n_random)}
-specs.update(randoms)
-acc = experiments.accuracy_under(video, ds, specs, answer_format, batch_size=batch_size, results_dir=cache)
-example = experiments.prepare(video, ds[0], answer_format)
-edges = pathways.edge_counts(spec, example.spans, n_layers)
-kept_share = edges["paper"][0] / edges["paper"][1]
+    code("""res = experiments.pathway_accuracy(video, ds, ranges, leak, n_random, seed, answer_format,
+                                   batch_size=batch_size, results_dir=cache)
+acc = res.acc
 display(Markdown(book.markdown_table(book.accuracy_rows(acc), ["attention", "all"] + list(acc["full"]))))
-table3 = book.claim_table3(acc, list(randoms), kept_share)
-glue("kept_paper", f"{100 * kept_share:.0f}", display=False)
-glue("kept_vq", f"{100 * edges['video_question'][0] / edges['video_question'][1]:.0f}", display=False)
+table3 = book.claim_table3(acc, res.random_labels, res.kept())
+glue("kept_paper", f"{100 * res.kept():.0f}", display=False)
+glue("kept_vq", f"{100 * res.kept('video_question'):.0f}", display=False)
 glue("t3_ours", table3.ours, display=False)
 glue("t3_verdict", table3.verdict, display=False)"""),
     checked("""print({label: round(book.overall_accuracy(res), 1) for label, res in acc.items()})"""),
@@ -604,8 +598,191 @@ glue("figS_verdict", figS.verdict, display=False)"""),
     rerun("appc_open", "-p image_model /path/to/llava-v1.6-vicuna-7b -p window 9 -p n_per_task 200"),
 ]
 
+APPD1 = [
+    md("""# §D.1 Long videos (Table A)
+
+> We disabled the ineffective pathways of LLaVA-NeXT-7B-Video-FT as configured in Section 3.5 and evaluate the
+> performance on LongVideoBench. [...] LLaVA-NeXT-7B-Video-FT also retains competitive performance on long-form
+> videos understanding using only 42% of the original attention edges. (*Map the Flow*, App. D.1; Table A)
+
+**Method.** The effective layer ranges are found exactly as in §3.5, on the short split (`data_dir`), and then
+applied unchanged to the long split (`long_dir`: by default mapflow's 64-frame synthetic clips, the same five
+tasks with longer lead-ins, pauses and distractor motion). The paper keeps LongVideoBench at 8 sampled frames, so
+the token count and the number of attention edges equal TVBench's; `long_frames` lists the frame counts to test
+(8 as the paper; more frames than the model was trained on test the embedded model beyond its training). Beside
+full attention and the pathways, the same seeded random-blocking control as Table 3 (the paper reports none for
+Table A)."""),
+    params(COMMON_PARAMS + PATHWAY_PARAMS + """
+long_dir: str = None  # long-video folder in TVBench format (None: the shipped data/synthetic-long)
+long_frames: list = [8]  # frames sampled per long video, one row group each (the paper: 8; the tiny models saw 8 in training)"""),
+    code(SETUP + """
+long_ds = data.load_tvbench(paths.data_dir(long_dir, paths.SYNTHETIC_LONG), tasks=tasks, n_per_task=n_per_task,
+                            seed=seed)"""),
+    md("## The layer ranges, from the short split"),
+    code("""sweep, size, ranges = experiments.pathway_ranges(video, ds, window, answer_format, batch_size=batch_size,
+                                                 results_dir=cache)
+display(Markdown(book.markdown_table(book.ranges_rows(ranges), ["model", "cross-frame", "video→question",
+                                                                   "question→last"])))"""),
+    md("## Table A: full attention, effective pathways and random blocking on long videos"),
+    code("""results = {t: experiments.pathway_accuracy(video, long_ds, ranges, leak, n_random, seed, answer_format,
+                                            num_frames=t, batch_size=batch_size, results_dir=cache)
+           for t in long_frames}
+rows = [[f"{t} frames, {label}", f"{100 * r.kept():.0f}%" if label != "full" else "100%"] + row[1:]
+        for t, r in results.items() for label, row in zip(r.acc, book.accuracy_rows(r.acc))]
+display(Markdown(book.markdown_table(rows, ["attention (ours)", "edges kept", "all"] + list(long_ds.by_task()))))
+header, paper_rows = book.paper_table_a_rows()
+display(Markdown(book.markdown_table(paper_rows, header)))
+claims = [book.claim_table3(r.acc, r.random_labels, r.kept(), "Table A") for r in results.values()]
+for t, c in zip(results, claims):
+    c.figure = f"Table A ({t} frames)"
+first = long_frames[0]
+glue("tA_ours", claims[0].ours, display=False)
+glue("tA_verdict", claims[0].verdict, display=False)
+glue("tA_frames", first, display=False)"""),
+    checked("""print({t: {label: round(book.overall_accuracy(res), 1) for label, res in r.acc.items()}
+       for t, r in results.items()})"""),
+    md("""At {glue:text}`tA_frames` frames: {glue:text}`tA_ours`. Verdict: **{glue:text}`tA_verdict`**.
+
+## Verdicts"""),
+    code("""display(Markdown(book.claims_table(claims)))"""),
+    md("""## Rerun with your model
+
+```bash
+mapflow run appd1_long -p video_model /path/to/LLaVA-NeXT-Video-7B-FT -p data_dir /path/to/TVBench \\
+    -p long_dir /path/to/LongVideoBench-in-TVBench-format -p long_frames "[8]" -p answer_format letter \\
+    -p window 9 -p n_per_task 200 -p device cuda --name llava7b
+```"""),
+]
+
+YOURS = [
+    md("""# Your model
+
+Every chapter is a papermill notebook: its first code cell holds the parameters, and `mapflow run CHAPTER -p NAME
+VALUE` reruns it with others. mapflow reads any checkpoint of the six classes below through
+`mapflow_utils.models.load` (`from_pretrained` underneath, a local folder or a hub id); the spans, the knockout
+engine, the lens and the attention maps then work the same on each.
+
+This page proves that on this machine, without downloads: it saves a tiny *random-weight* copy of each class (with
+its real processor and a chat template shaped like the real one; `mapflow tiny-vlm CLASS --out DIR`) and runs the
+chapter named by `chapter` on it, through the same `mapflow run` a reader would type. Random weights answer at
+chance, so the numbers below say nothing about the paper's claims: they show that the chapter runs end to end on
+each class, and what it costs."""),
+    params("""chapter: str = "s3_4_answer"  # the chapter to run on every class (a notebook in notebooks/)
+families: list = ["LlavaNextVideoForConditionalGeneration", "LlavaOnevisionForConditionalGeneration", "Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration", "InternVLForConditionalGeneration", "VideoLlama3ForConditionalGeneration"]  # model classes
+tasks: list = ["action_antonym", "moving_direction"]  # tasks of each run
+n_per_task: int = 6  # questions per task of each run
+out_dir: str = None  # where the tiny models and the executed runs go (None: runs/your-model)"""),
+    code("""from IPython.display import Markdown, display
+from myst_nb import glue
+
+from mapflow_utils import book, cli, models, paths
+
+out = paths.ROOT / "runs" / "your-model" if out_dir is None else paths.Path(out_dir)
+runs = cli.run_on_classes(chapter, families, out, {"tasks": tasks, "n_per_task": n_per_task, "answer_format": "letter",
+                                                    "window": 1, "results_dir": str(out / "cache")})
+display(Markdown(book.markdown_table(book.class_run_rows(runs), ["class", "text model", "video layout", "run",
+                                                                 "seconds", "the chapter's verdicts"])))
+glue("n_classes_ok", sum("error" not in r for r in runs), display=False)
+glue("n_classes", len(runs), display=False)"""),
+    checked("""for r in runs:
+    print(r["class"], "ok" if "error" not in r else r["error"])"""),
+    md("""{glue:text}`n_classes_ok` of {glue:text}`n_classes` classes ran the chapter end to end. The executed
+notebooks are in the run folder, one per class; each was produced by the command shown for it:"""),
+    code("""print("\\n\\n".join(r["command"] for r in runs))"""),
+    md("""## A real checkpoint
+
+On a GPU, with the real TVBench (see [the data](data.ipynb)) and a public checkpoint of each class (the paper's
+Video-FT checkpoints are the authors' own; pass their folder the same way):"""),
+    code("""display(Markdown(book.markdown_table(book.real_commands(chapter), ["class", "command"])))"""),
+    md("""Real checkpoints answer in the paper's `letter` format; the knockout window is the paper's 9 layers
+(§3.2's chapter also sweeps the scaled window sizes of Fig. T). A class not in the table raises an error naming the
+supported ones; `mapflow_utils/models.py` documents what an adapter for a new class needs (how its video tokens
+split into frames, and what its processor must be given)."""),
+]
+
+SCALE = [
+    md("""# App. A/B Another model size
+
+> To verify the scalability of our findings, we investigate a larger-scale VideoLLM. [...] These results confirm
+> that our findings on video-language integration hold across scales. (*Map the Flow*, App. A and B; Figs. A–P,
+> Table E)
+
+**Method.** The book's key experiments, rerun on every (Video-FT, ImageLLM) pair in `pairs` and set side by side:
+Fig. 2 (cross-frame knockout, Video-FT against ImageLLM), Fig. 3 and Fig. 6 (flows into the question and the last
+position), App. E's layer ranges, Fig. 8 (answer probability by layer) and Table 3 (effective pathways against
+random blocking). The knockout window is the paper's 9 of 32 layers scaled to each model's depth.
+
+By default the pairs are mapflow's two embedded sizes, trained by the same recipe (`mapflow train … --size`): the
+base pair of the other chapters (8 layers of width 128) and a **deep** pair (12 layers of width 96; see its model
+card in `data/models/tiny-deep-videollm-ft`). The paper's second size is LLaVA-NeXT-13B (40 layers) beside 7B
+(32)."""),
+    params(COMMON_PARAMS.replace(
+        'video_model: str = None  # Video-FT model folder or hub id (None: data/models/tiny-videollm-ft)\n'
+        'image_model: str = None  # its ImageLLM base (None: data/models/tiny-imagellm)\n',
+        'pairs: dict = None  # name: [Video-FT, ImageLLM] folders or hub ids (None: the embedded base and deep pairs)\n'
+    ).replace('window: int = 3  # knockout window in layers (the paper\'s 9 of 32, scaled to the model\'s depth)',
+              'window: int = None  # knockout window in layers (None: the paper\'s 9 of 32, scaled to each model)')
+    + PATHWAY_PARAMS),
+    code("""from IPython.display import Markdown, display
+from myst_nb import glue
+
+from mapflow_utils import book, data, experiments, models, paths, plots
+
+if pairs is None:
+    pairs = {name: [str(v), str(i)] for name, (v, i) in paths.EMBEDDED_PAIRS.items()}
+ds = data.load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed)
+cache = paths.cache_dir(results_dir)
+results = {}
+for name, (v, i) in pairs.items():
+    _, _, video = models.load(paths.model_dir(v, paths.VIDEO_MODEL), device=device)
+    _, _, image = models.load(paths.model_dir(i, paths.IMAGE_MODEL), device=device)
+    results[name] = experiments.key_results(video, image, ds, window, answer_format, leak, n_random, seed,
+                                            batch_size=batch_size, progress=True, results_dir=cache)"""),
+    md("## Side by side"),
+    code("""display(Markdown(book.markdown_table(book.scale_rows(results), book.SCALE_HEADERS)))"""),
+    checked("""for name, r in results.items():
+    print(name, r.n_layers, "layers, window", r.window, "N =", len(r.sweep.tasks), r.ranges)"""),
+    md("""The paper's layer ranges for its two sizes (Table E(a), 1-indexed):"""),
+    code("""display(Markdown(book.markdown_table(book.ranges_rows(None)[:2], ["model", "cross-frame", "video→question",
+                                                                     "question→last"])))"""),
+    md("## Fig. 2: cross-frame knockout, Video-FT against ImageLLM"),
+    code("""fig = plots.side_by_side({name: {"Video-FT": r.sweep.summary("cross-frame"),
+                                 "ImageLLM": r.image_sweep.summary("cross-frame")} for name, r in results.items()},
+                         "cross-frame knockout")"""),
+    md("## Fig. 3: video → question → last"),
+    code("""fig = plots.side_by_side({name: {f: r.sweep.summary(f) for f in experiments.KEY_FLOWS[1:5]}
+                          for name, r in results.items()}, "flows between video, question and last position")"""),
+    md("## Fig. 6: which part of the question reaches the last position"),
+    code("""fig = plots.side_by_side({name: {f: r.sweep.summary(f) for f in experiments.KEY_FLOWS[5:]}
+                          for name, r in results.items()}, "question parts → last position")"""),
+    md("## Fig. 8: answer probability by layer"),
+    code("""fig = plots.side_by_side({name: {label: experiments.bootstrap_mean(r.probs[key] * 100) + (len(r.probs[key]),)
+                                 for label, key in (("true option", "true"), ("false options (mean)", "false"))}
+                          for name, r in results.items()}, "answer probability at the last position",
+                         ylabel="probability (%)")"""),
+    md("## Verdicts, per model"),
+    code("""claims = []
+for name, r in results.items():
+    for c in book.key_claims(r):
+        c.figure = f"{c.figure} ({name})"
+        claims.append(c)
+display(Markdown(book.claims_table(claims)))
+same = [a.verdict == b.verdict for a, b in zip(*[book.key_claims(r) for r in results.values()])] \\
+    if len(results) == 2 else []
+glue("n_same", sum(same), display=False)
+glue("n_claims", len(same), display=False)"""),
+    md("""The two models get the same verdict on {glue:text}`n_same` of {glue:text}`n_claims` claims."""),
+    md("""## Rerun with your models
+
+```bash
+mapflow run appab_scale -p pairs '{"7B": [/path/to/LLaVA-NeXT-Video-7B-FT, /path/to/llava-v1.6-vicuna-7b],
+    "13B": [/path/to/LLaVA-NeXT-Video-13B-FT, /path/to/llava-v1.6-vicuna-13b]}' -p data_dir /path/to/TVBench \\
+    -p answer_format letter -p n_per_task 200 -p device cuda --name scale
+```"""),
+]
+
 if __name__ == "__main__":
     chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34, "s3_5_pathways": S35,
-                "appc_open": APPC}
+                "appc_open": APPC, "appd1_long": APPD1, "your_model": YOURS, "appab_scale": SCALE}
     for name in sys.argv[1:] or chapters:
         write(name, chapters[name])

@@ -260,3 +260,15 @@ def build_tiny(name: str, seed: int = 0):
     model = getattr(transformers, name)(config)
     model.eval()
     return model, processor
+
+
+def save_tiny(name: str, out, seed: int = 0):
+    """Write the tiny random-weight ``name`` model and its processor to ``out`` (``save_pretrained``, safetensors),
+    loadable by :func:`mapflow_utils.models.load` like any checkpoint folder. Returns the folder."""
+    from pathlib import Path
+
+    out = Path(out)
+    model, processor = build_tiny(name, seed)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
