@@ -316,6 +316,24 @@ def _table(rows, headers) -> str:
     return markdown_table(rows, headers)
 
 
+def train_command(run_name: str, meta: dict) -> str:
+    """The ``mapflow train`` command that reproduces a run from its ``train.json`` (paths repo-relative)."""
+    import os
+
+    c = meta["config"]
+    cmd = [f"mapflow train {c['stage']} --seed {c['seed']}"]
+    if c.get("size", "base") != "base":
+        cmd.append(f"--size {c['size']}")
+    if meta.get("init") not in (None, "None"):
+        init = str(meta["init"])
+        if init.startswith(str(paths.ROOT) + os.sep):
+            init = os.path.relpath(init, paths.ROOT)
+        cmd.append(f"--init {init}")
+    cmd.append(f"--steps {c['steps']} --minutes {c['minutes']:g} --batch-size {c['batch_size']} --lr {c['lr']:g}")
+    cmd.append(f"--out runs/train/{run_name}")
+    return " ".join(cmd)
+
+
 def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evaluation: dict,
                extra: str = "") -> Path:
     """Write ``README.md``, ``loss.png`` and ``eval.json`` into ``model_dir`` from the training runs and an
@@ -362,8 +380,9 @@ def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evalua
                      f"{m['parameters'] / 1e6:.2f} M", m["init"] if m["init"] != "None" else "scratch"])
     lines += [_table(rows, ["run", "stage", "seed", "steps", "batch", "lr", "wall min (1 CPU thread)",
                             "parameters", "initialised from"]), "",
-              f"Command: `mapflow train {metas[-1][1]['config']['stage']} --seed {metas[-1][1]['config']['seed']}`"
-              " (see `mapflow_utils/train.py` for the data mix).", "", "![loss](loss.png)", "",
+              "Commands, in order (see `mapflow_utils/train.py` for the data mix; `--minutes` is a wall-clock budget, "
+              "so the step count reached depends on the machine):", "", "```bash",
+              *[train_command(name, m) for name, m in metas], "```", "", "![loss](loss.png)", "",
               "## Accuracy on the held-out synthetic split", "",
               "`data/synthetic` (seed 1000, never seen in training; 100 questions per task, `content` answer format: "
               "the option's text, scored on its first token). Controls: the model is shown one frame repeated 8 "

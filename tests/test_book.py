@@ -95,3 +95,15 @@ def test_open_ended_claims():
     s = book.claim_fig8(np.array([0.01, 0.01, 0.02, 0.02, 0.3, 0.8, 0.9, 0.95]), np.full(8, 0.01), "Fig. S", "appC",
                         what="answer")
     assert s.verdict == "reproduces" and "true answer" in s.ours
+
+
+def test_chance_correct_and_kept():
+    from mapflow_utils.data import QASample
+    from mapflow_utils.experiments import PathwayResult
+
+    s = [QASample("t", i, f"v{i}.mp4", "q", ("a", "b", "c", "d")[:k], "a") for i, k in enumerate((2, 4))]
+    assert book.chance(s) == {"t": [0.75, 2]}
+    r = SweepResult({"f": np.zeros((2, 3))}, ["a", "a"], {"a": 5, "b": 1}, 3)
+    assert r.correct() == {"a": [2, 5], "b": [0, 1]}
+    p = PathwayResult({}, [], {"paper": (42, 100), "video_question": (1, 4)})
+    assert p.kept() == 0.42 and p.kept("video_question") == 0.25

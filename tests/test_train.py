@@ -1,6 +1,7 @@
 """The training recipe: its inputs equal the processor's, and a few steps of every stage run end to end."""
 
 import json
+from dataclasses import asdict
 
 import torch
 
@@ -61,3 +62,15 @@ def test_every_stage_runs_a_few_steps(tmp_path, monkeypatch):
     again = train.train_stage(train.StageConfig(stage="videollm", steps=2, batch_size=2, log_every=1),
                               tmp_path / "vid", init=img / "model", log=lambda *a: None)
     assert json.loads((again / "train.json").read_text())["steps_done"] == 2
+
+
+def test_train_command_reproduces_the_run_config():
+    from mapflow_utils import paths
+    from mapflow_utils.train import StageConfig, train_command
+
+    meta = {"config": asdict(StageConfig(stage="videollm", seed=3, size="deep", steps=7, lr=1e-3)),
+            "init": str(paths.ROOT / "runs" / "train" / "x" / "model")}
+    cmd = train_command("deep-videollm-s3", meta)
+    assert cmd.startswith("mapflow train videollm --seed 3 --size deep --init runs/train/x/model --steps 7 ")
+    assert "--lr 0.001" in cmd and cmd.endswith("--out runs/train/deep-videollm-s3")
+    assert "--init" not in train_command("a", {"config": asdict(StageConfig()), "init": "None"})
