@@ -512,3 +512,25 @@ def scale_rows(results: dict) -> list[list[Any]]:
 
 SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", "cross-frame", "video→question",
                  "question→last", "pathways", "random", "edges kept", "verdicts"]
+
+
+def collect_claims(notebooks: Sequence) -> list[list[Any]]:
+    """Every verdict table (:func:`claims_table` output) in executed chapter notebooks, as rows
+    ``[chapter, figure, paper, ours, verdict]`` (the claims-at-a-glance page)."""
+    import json
+    from pathlib import Path
+
+    head = "| figure | the paper's claim |"
+    rows = []
+    for nb_path in notebooks:
+        nb = json.loads(Path(nb_path).read_text())
+        for cell in nb["cells"]:
+            for o in cell.get("outputs", []):
+                text = "".join(o.get("data", {}).get("text/markdown", ""))
+                if not text.startswith(head):
+                    continue
+                for line in text.splitlines()[2:]:
+                    cols = [c.strip() for c in line.strip().strip("|").split(" | ")]
+                    if len(cols) >= 5:
+                        rows.append([Path(nb_path).stem, cols[0], cols[2], cols[3], cols[4]])
+    return rows

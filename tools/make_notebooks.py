@@ -781,8 +781,36 @@ mapflow run appab_scale -p pairs '{"7B": [/path/to/LLaVA-NeXT-Video-7B-FT, /path
 ```"""),
 ]
 
+VERDICTS = [
+    md("""# The claims at a glance
+
+Every verdict of the book on one page, read from the executed chapters in `book/` (each chapter states its rule
+beside its verdict; follow the chapter for the curves, the N and the paper's numbers). A claim "reproduces" only
+by the rule written next to it, on the embedded tiny models and synthetic data unless a chapter was rerun with
+other parameters."""),
+    params("""chapters: list = ["s3_2_temporal", "s3_3_integration", "s3_4_answer", "s3_5_pathways", "appab_scale", "appc_open", "appd1_long"]  # executed chapters to read
+book_dir: str = None  # folder with the executed chapters (None: book/)"""),
+    code("""from collections import Counter
+
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from mapflow_utils import book, paths
+
+folder = paths.BOOK if book_dir is None else paths.Path(book_dir)
+rows = book.collect_claims([folder / f"{c}.ipynb" for c in chapters if (folder / f"{c}.ipynb").exists()])
+display(Markdown(book.markdown_table(rows, ["chapter", "figure", "paper", "ours", "verdict"])))
+counts = Counter(r[-1].strip("*") for r in rows)
+for v in book.VERDICTS:
+    glue(f"n_{v.replace(' ', '_')}", counts.get(v, 0), display=False)
+glue("n_claims_total", len(rows), display=False)"""),
+    checked("""print({v: counts.get(v, 0) for v in book.VERDICTS})"""),
+    md("""Of {glue:text}`n_claims_total` verdicts: {glue:text}`n_reproduces` reproduce,
+{glue:text}`n_partly` partly, {glue:text}`n_does_not_reproduce` do not."""),
+]
+
 if __name__ == "__main__":
     chapters = {"data": DATA, "models": MODELS, "s3_2_temporal": S32, "s3_3_integration": S33, "s3_4_answer": S34, "s3_5_pathways": S35,
-                "appc_open": APPC, "appd1_long": APPD1, "your_model": YOURS, "appab_scale": SCALE}
+                "appc_open": APPC, "appd1_long": APPD1, "your_model": YOURS, "appab_scale": SCALE, "verdicts": VERDICTS}
     for name in sys.argv[1:] or chapters:
         write(name, chapters[name])
