@@ -496,6 +496,15 @@ def _range_text(rng) -> str:
     return "none" if rng is None else f"L{rng[0] + 1}-{rng[1] + 1}" if rng[1] > rng[0] else f"L{rng[0] + 1}"
 
 
+def ranges_text(r) -> str:
+    """A :class:`~mapflow_utils.pathways.Ranges` in words, 1-indexed (video→last shown when it has a range)."""
+    parts = [("cross-frame", r.cross_frame), ("video→question", r.video_question),
+             ("question→last", r.question_last)]
+    if r.video_last is not None:
+        parts.append(("video→last", r.video_last))
+    return ", ".join(f"{name} {_range_text(rng)}" for name, rng in parts)
+
+
 def scale_rows(results: dict) -> list[list[Any]]:
     """App. A/B side by side, one row per model: size, accuracy, window, App. E ranges, Table 3 and verdicts."""
     rows = []

@@ -411,11 +411,12 @@ class PathwayResult:
 
 def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", batch_size: int = 8,
                    num_frames: int = 8, progress: bool = False, results_dir=None):
-    """App. E on this model: sweep the three ranged flows and apply the interval rule. Returns
-    ``(sweep, interval size, Ranges)``."""
+    """App. E on this model: sweep the ranged flows (and video→last) and apply the interval rule. Returns
+    ``(sweep, interval size, Ranges)``: the paper's ranges (video→last blocked everywhere); the "own routes"
+    ranges are ``pathways.ranges_from_sweep(sweep, size, own_routes=True)``."""
     from . import pathways
 
-    sweep = knockout_sweep(adapter, samples, list(pathways.RANGED.values()), window, answer_format,
+    sweep = knockout_sweep(adapter, samples, list(pathways.RANGED_OWN.values()), window, answer_format,
                            batch_size=batch_size, num_frames=num_frames, progress=progress, results_dir=results_dir)
     size = pathways.interval_size(adapter.num_layers)
     return sweep, size, pathways.ranges_from_sweep(sweep, size)

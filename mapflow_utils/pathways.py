@@ -16,6 +16,8 @@ from .spans import Spans
 
 #: The three flows whose layer ranges App. E selects, by the sweep names of :data:`experiments.FLOWS`.
 RANGED = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
+#: ... plus video→last, for a model whose own route runs there ("own routes"; the paper blocks it everywhere).
+RANGED_OWN = {**RANGED, "video_last": "video→last"}
 
 
 def interval_size(n_layers: int, paper_interval: int = 5, paper_layers: int = 32) -> int:
@@ -55,13 +57,14 @@ class Ranges:
     cross_frame: tuple[int, int] | None
     video_question: tuple[int, int] | None
     question_last: tuple[int, int] | None
+    video_last: tuple[int, int] | None = None  # the paper's mask: None, blocked in every layer
 
 
 def pathway_spec(r: Ranges, n_layers: int, leak: bool = True) -> UnionSpec:
     """The effective-pathway mask of App. E as one :class:`UnionSpec`.
 
-    Cross-frame, video→question and question→last are allowed only inside their ranges; video→last and last→last
-    are blocked in every layer; flows among video tokens are blocked after the video→question range and among
+    Cross-frame, video→question and question→last are allowed only inside their ranges; video→last (unless
+    ``r.video_last`` gives it a range: the "own routes" variant) and last→last are blocked in every layer; flows among video tokens are blocked after the video→question range and among
     question tokens after the question→last range (the paper's code). ``leak=True`` (the paper's code) leaves the
     tokens after the question (instruction, template, prefill) free to read the video and the question, so
     information can reach the last position through them; ``leak=False`` blocks video→those tokens and
@@ -71,7 +74,8 @@ def pathway_spec(r: Ranges, n_layers: int, leak: bool = True) -> UnionSpec:
         KnockoutSpec((CROSS_FRAME,), _outside(r.cross_frame, n_layers), "cross-frame outside its range"),
         KnockoutSpec((Block("video", "question"),), _outside(r.video_question, n_layers), "video→question outside"),
         KnockoutSpec((Block("question", "last"),), _outside(r.question_last, n_layers), "question→last outside"),
-        KnockoutSpec((Block("video", "last"), Block("last", "last")), tuple(range(n_layers)), "→last always"),
+        KnockoutSpec((Block("video", "last"),), _outside(r.video_last, n_layers), "video→last outside"),
+        KnockoutSpec((Block("last", "last"),), tuple(range(n_layers)), "last→last always"),
         KnockoutSpec((Block("video", "video"),), _after(r.video_question, n_layers), "into video after"),
         KnockoutSpec((Block("question", "question"),), _after(r.question_last, n_layers), "into question after"),
     ]
@@ -152,12 +156,14 @@ class RandomControl:
         return random_spec(self.spec, spans, self.n_layers, self.seed, self.diagonal)
 
 
-def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0) -> Ranges:
+def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0,
+                      own_routes: bool = False) -> Ranges:
     """App. E's ranges from a sweep with the three ranged flows (pooled over ``task``'s questions, or all tasks when
-    that task is absent)."""
+    that task is absent); ``own_routes`` also gives video→last its range by the same rule (the sweep needs it)."""
     if task is not None and task not in set(sweep.tasks):
         task = None
-    rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in RANGED.items()}
+    flows = RANGED_OWN if own_routes else RANGED
+    rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in flows.items()}
     return Ranges(**rng)
 
 
@@ -166,7 +172,9 @@ def table_e_rows(sweep, size: int, task: str | None = "action_antonym") -> list[
     if task is not None and task not in set(sweep.tasks):
         task = None
     rows = []
-    for key, flow in RANGED.items():
+    for key, flow in RANGED_OWN.items():
+        if flow not in sweep.change:
+            continue
         means = interval_means(sweep.summary(flow, task)[0], size)
         rows.append([flow] + [f"{m:.1f}" for _, _, m in means])
     header = [f"L{lo + 1}-{hi + 1}" if hi > lo else f"L{lo + 1}" for lo, hi, _ in

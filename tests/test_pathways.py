@@ -39,6 +39,20 @@ def test_pathway_mask_blocks_what_app_e_says():
     assert not per_layer[0][sp.instruction.start, v]  # the paper's leak: instruction may read the video
     closed = PW.blocked_by_layer(PW.pathway_spec(r, n, leak=False), sp, n)
     assert closed[0][sp.instruction.start, v] and closed[0][sp.instruction.start, q]
+    own = PW.blocked_by_layer(PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3), video_last=(0, 0)), n), sp, n)
+    assert not own[0][last, v] and own[1][last, v] and own[0][last, last]  # "own routes": video→last in range
+    assert all(torch.equal(own[l], per_layer[l]) for l in range(1, n))  # ... and nothing else changes
+
+
+def test_own_routes_ranges_come_from_the_same_rule():
+    from mapflow_utils.experiments import SweepResult
+
+    curves = {"cross-frame": [0, 0, 0, 0], "video→question": [-20, -20, 0, 0], "question→last": [0, 0, -9, -9],
+              "video→last": [-50, -50, -1, 0]}
+    sweep = SweepResult({f: np.array([c] * 3, float) for f, c in curves.items()}, ["action_antonym"] * 3, {}, 1)
+    paper = PW.ranges_from_sweep(sweep, 2)
+    own = PW.ranges_from_sweep(sweep, 2, own_routes=True)
+    assert paper == PW.Ranges(None, (0, 1), (2, 3)) and own == PW.Ranges(None, (0, 1), (2, 3), (0, 1))
 
 
 def test_edge_counts_and_random_control():

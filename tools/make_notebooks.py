@@ -363,6 +363,8 @@ with its numbers); `leak=False` closes that route. The control blocks, in every 
 drawn uniformly (seeded) among valid pairs after the first video token, diagonal excluded."""),
     params(COMMON_PARAMS + PATHWAY_PARAMS),
     code(SETUP + """
+import numpy as np
+
 from mapflow_utils import pathways"""),
     md("## Table E: effective layer ranges"),
     code("""sweep, size, ranges = experiments.pathway_ranges(video, ds, window, answer_format, batch_size=batch_size,
@@ -392,6 +394,26 @@ glue("t3_verdict", table3.verdict, display=False)"""),
 paper's accounting), {glue:text}`kept_vq`% of those among video and question tokens. {glue:text}`t3_ours`.
 Verdict: **{glue:text}`t3_verdict`**."""),
     code("""display(Markdown(book.claims_table([table3])))"""),
+    md("""## Beyond the paper: this model's own routes
+
+The paper's mask blocks video→last in every layer because in its models that flow matters little (Fig. 3). A model
+whose main route runs there (see §3.3) loses that route under the paper's mask whatever else it keeps. Applying
+the same interval rule to video→last as well asks the paper's question of the model's own routes: does keeping only
+the flows that matter, in the layers where they matter, keep accuracy, and does random blocking of as many edges
+not? (Same leak setting, same seeded random control; not a claim of the paper, so no verdict.)"""),
+    code("""own = pathways.ranges_from_sweep(sweep, size, own_routes=True)
+res_own = experiments.pathway_accuracy(video, ds, own, leak, n_random, seed, answer_format, batch_size=batch_size,
+                                       results_dir=cache)
+rand_own = [book.overall_accuracy(res_own.acc[l]) for l in res_own.random_labels]
+display(Markdown(book.markdown_table(book.accuracy_rows(res_own.acc), ["attention (own routes)", "all"]
+                                     + list(res_own.acc["full"]))))
+glue("own_range", book.ranges_text(own), display=False)
+glue("own_pathways", f"{book.overall_accuracy(res_own.acc['pathways']):.1f}", display=False)
+glue("own_random", f"{np.mean(rand_own):.1f} ± {np.std(rand_own):.1f}", display=False)
+glue("own_kept", f"{100 * res_own.kept():.0f}", display=False)"""),
+    checked("""print(own)"""),
+    md("""Own-route ranges: {glue:text}`own_range`. Keeping only those flows ({glue:text}`own_kept`% of the edges):
+{glue:text}`own_pathways`%; random blocking of as many edges: {glue:text}`own_random`%."""),
     rerun("s3_5_pathways"),
 ]
 
