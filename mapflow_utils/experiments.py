@@ -233,6 +233,14 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     return SweepResult(arr, tasks, seen, window)
 
 
+def pair_sweeps(video, image, samples, flows, window: int, answer_format: P.AnswerFormat = "content",
+                batch_size: int = 8, progress: bool = False, results_dir=None) -> dict[str, SweepResult]:
+    """The same :func:`knockout_sweep` on a Video-FT and its ImageLLM base: ``{"Video-FT": …, "ImageLLM": …}``
+    (the paper's contrast, Figs. 2 and Q)."""
+    return {name: knockout_sweep(m, samples, flows, window, answer_format, batch_size=batch_size, progress=progress,
+                                 results_dir=results_dir) for name, m in (("Video-FT", video), ("ImageLLM", image))}
+
+
 def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "content", variant: str = "standard",
                          only_correct: bool = True, num_frames: int = 8) -> dict[str, np.ndarray]:
     """Layerwise probability of the true option and of the false options at the last position (Fig. 8):

@@ -161,9 +161,8 @@ of questions N. The same sweep on the ImageLLM base is the paper's contrast.""")
     params(COMMON_PARAMS),
     code(SETUP),
     md("## Fig. 2: cross-frame knockout over layers, Video-FT against ImageLLM"),
-    code("""sweeps = {name: experiments.knockout_sweep(m, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
-                                          progress=True, results_dir=cache)
-          for name, m in (("Video-FT", video), ("ImageLLM", image))}
+    code("""sweeps = experiments.pair_sweeps(video, image, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                                 progress=True, results_dir=cache)
 fig = plots.sweep_grid({name: (r, "cross-frame") for name, r in sweeps.items()}, tasks, "cross-frame knockout")
 fig2 = book.claim_cross_frame(sweeps["Video-FT"], sweeps["ImageLLM"])
 glue("fig2_ours", fig2.ours, display=False)
@@ -564,9 +563,8 @@ The embedded models were never trained on this format: their training saw multip
     params(OPEN_PARAMS),
     code(SETUP),
     md("## How well the models answer without options"),
-    code("""sweeps = {name: experiments.knockout_sweep(m, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
-                                          progress=True, results_dir=cache)
-          for name, m in (("Video-FT", video), ("ImageLLM", image))}
+    code("""sweeps = experiments.pair_sweeps(video, image, ds, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                                 progress=True, results_dir=cache)
 acc = {"chance": book.chance(ds), **{name: r.correct() for name, r in sweeps.items()}}
 display(Markdown(book.markdown_table(book.accuracy_rows(acc), ["model", "all"] + list(acc["chance"]))))
 glue("open_video_acc", f"{book.overall_accuracy(acc['Video-FT']):.1f}", display=False)
