@@ -267,8 +267,16 @@ def save_tiny(name: str, out, seed: int = 0):
     loadable by :func:`mapflow_utils.models.load` like any checkpoint folder. Returns the folder."""
     from pathlib import Path
 
+    from transformers.utils import logging as hf_logging
+
     out = Path(out)
     model, processor = build_tiny(name, seed)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars in the pages that call this
+    try:
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     return out
