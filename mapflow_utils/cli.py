@@ -112,10 +112,12 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
     """
     from .tiny_vlms import save_tiny
 
+    if chapter not in chapters():
+        raise ValueError(f"no chapter {chapter!r}; chapters: {', '.join(chapters())}")
     out_dir = Path(out_dir)
     rows = []
     for name in families:
-        model = save_tiny(name, out_dir / name / "model")
+        model = out_dir / name / "model"
         params = {"video_model": str(model), "image_model": str(model), **(parameters or {})}
         shown = {k: _shown(v) for k, v in params.items()}
         opts = " ".join(f"-p {k} {shlex.quote(v if isinstance(v, str) else json.dumps(v))}" for k, v in shown.items())
@@ -124,6 +126,7 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
                           f"mapflow run {chapter} {opts} --out {_shown(str(out_dir / name))}"}
         t = time.perf_counter()
         try:
+            save_tiny(name, model)
             run_chapter(chapter, params, out=row["notebook"], progress=False)
             row["glue"] = read_glue(row["notebook"])
         except Exception as e:  # noqa: BLE001 -- one class failing must not lose the others' runs

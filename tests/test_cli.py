@@ -50,3 +50,16 @@ def test_model_dir_finds_repo_relative_folders_from_anywhere(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert paths.model_dir("data/models/tiny-imagellm", paths.VIDEO_MODEL) == str(paths.IMAGE_MODEL)
     assert paths.model_dir("org/some-hub-id", paths.VIDEO_MODEL) == "org/some-hub-id"
+
+
+def test_run_on_classes_keeps_going_past_a_failing_class(tmp_path):
+    import pytest
+
+    rows = cli.run_on_classes("data", ["NoSuchForConditionalGeneration", "LlavaNextVideoForConditionalGeneration"],
+                              tmp_path, {"tasks": ["object_count"], "n_per_task": 1})
+    assert "KeyError" in rows[0]["error"] and "NoSuch" in rows[0]["error"]
+    assert "error" not in rows[1] and rows[1]["glue"]["n_questions"] == "1"
+    assert (tmp_path / "LlavaNextVideoForConditionalGeneration" / "model" / "model.safetensors").exists()
+    assert "mapflow tiny-vlm LlavaNextVideoForConditionalGeneration" in rows[1]["command"]
+    with pytest.raises(ValueError, match="no chapter"):
+        cli.run_on_classes("no_such_chapter", [], tmp_path)

@@ -7,7 +7,7 @@ import pytest
 from mapflow_utils import experiments, models, paths
 from mapflow_utils.data import load_tvbench
 
-SHIPPED = [paths.VIDEO_MODEL, paths.IMAGE_MODEL]
+SHIPPED = [m for pair in paths.EMBEDDED_PAIRS.values() for m in pair]
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
