@@ -626,8 +626,8 @@ APPD1 = [
 > videos understanding using only 42% of the original attention edges. (*Map the Flow*, App. D.1; Table A)
 
 **Method.** The effective layer ranges are found exactly as in §3.5, on the short split (`data_dir`), and then
-applied unchanged to the long split (`long_dir`: by default mapflow's 64-frame synthetic clips, the same five
-tasks with longer lead-ins, pauses and distractor motion). The paper keeps LongVideoBench at 8 sampled frames, so
+applied unchanged to the long split (`long_dir`: by default mapflow's long synthetic clips, the same five tasks
+rendered over 64 frames instead of 16, from another seed). The paper keeps LongVideoBench at 8 sampled frames, so
 the token count and the number of attention edges equal TVBench's; `long_frames` lists the frame counts to test
 (8 as the paper; more frames than the model was trained on test the embedded model beyond its training). Beside
 full attention and the pathways, the same seeded random-blocking control as Table 3 (the paper reports none for
