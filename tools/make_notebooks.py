@@ -762,6 +762,13 @@ for name, (v, i) in pairs.items():
     code("""display(Markdown(book.markdown_table(book.scale_rows(results), book.SCALE_HEADERS)))"""),
     checked("""for name, r in results.items():
     print(name, r.n_layers, "layers, window", r.window, "N =", len(r.sweep.tasks), r.ranges)"""),
+    md("""Table E(b) per model: the knockout %change averaged over each interval (Action Antonym), from which the
+ranges above follow (intervals below −5%):"""),
+    code("""from mapflow_utils import pathways
+
+for name, r in results.items():
+    header, *rows = pathways.table_e_rows(r.sweep, r.interval)
+    display(Markdown(book.markdown_table(rows, [f"flow ({name})"] + header)))"""),
     md("""The paper's layer ranges for its two sizes (Table E(a), 1-indexed):"""),
     code("""display(Markdown(book.markdown_table(book.ranges_rows(None)[:2], ["model", "cross-frame", "video→question",
                                                                      "question→last"])))"""),
