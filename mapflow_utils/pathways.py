@@ -64,8 +64,9 @@ def pathway_spec(r: Ranges, n_layers: int, leak: bool = True) -> UnionSpec:
     """The effective-pathway mask of App. E as one :class:`UnionSpec`.
 
     Cross-frame, video→question and question→last are allowed only inside their ranges; video→last (unless
-    ``r.video_last`` gives it a range: the "own routes" variant) and last→last are blocked in every layer; flows among video tokens are blocked after the video→question range and among
-    question tokens after the question→last range (the paper's code). ``leak=True`` (the paper's code) leaves the
+    ``r.video_last`` gives it a range: the "own routes" variant) and last→last are blocked in every layer; flows
+    among video tokens are blocked after the video→question range and among question tokens after the
+    question→last range (the paper's code). ``leak=True`` (the paper's code) leaves the
     tokens after the question (instruction, template, prefill) free to read the video and the question, so
     information can reach the last position through them; ``leak=False`` blocks video→those tokens and
     question→those tokens in every layer.
