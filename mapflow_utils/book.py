@@ -358,13 +358,25 @@ def overall_accuracy(res: dict) -> float:
     return 100 * sum(c for c, _ in res.values()) / max(1, sum(n for _, n in res.values()))
 
 
+def random_accuracy(acc: dict, random_labels: Sequence[str]) -> tuple[float, float]:
+    """Mean and standard deviation (%) of the overall accuracy over the random-blocking draws."""
+    rand = [overall_accuracy(acc[l]) for l in random_labels]
+    return float(np.mean(rand)), float(np.std(rand))
+
+
+def pathway_rows(results: dict) -> list[list[Any]]:
+    """Rows ``[label, edges kept, overall %, per-task %…]`` for several
+    :class:`~mapflow_utils.experiments.PathwayResult` (``{name: result}``; labels ``"name, full"`` …)."""
+    return [[f"{name}, {row[0]}", "100%" if row[0] == "full" else f"{100 * r.kept():.0f}%"] + row[1:]
+            for name, r in results.items() for row in accuracy_rows(r.acc)]
+
+
 def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float, figure: str = "Table 3") -> Claim:
     """Table 3 (and Table A, long videos): the effective pathways alone keep accuracy, random blocking of as many
     edges does not. Rule: reproduces if the pathways lose at most 3 points against full attention and the random
     draws' mean is at least 5 points below the pathways; partly if the pathways beat the random mean."""
     full, path = overall_accuracy(acc["full"]), overall_accuracy(acc["pathways"])
-    rand = [overall_accuracy(acc[l]) for l in random_labels]
-    r_mean, r_sd = float(np.mean(rand)), float(np.std(rand))
+    r_mean, r_sd = random_accuracy(acc, random_labels)
     nums = paper_numbers()
     paper = nums["table3_effective_pathways"]["LLaVA-NeXT-7B-Video-FT"]
     if figure == "Table A":
@@ -376,7 +388,7 @@ def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float, fig
                       f"random {paper['random']['TVBench']} ({100 * paper['kept_share']:.0f}% edges kept)")
     return Claim(figure, "Keeping only the effective pathways keeps accuracy; random blocking of as many edges "
                  "hurts.", paper_text,
-                 f"full {full:.1f}, pathways {path:.1f}, random {r_mean:.1f} ± {r_sd:.1f} ({len(rand)} draws; "
+                 f"full {full:.1f}, pathways {path:.1f}, random {r_mean:.1f} ± {r_sd:.1f} ({len(random_labels)} draws; "
                  f"{100 * kept_share:.0f}% edges kept)", grade(path >= full - 3 and r_mean <= path - 5, path > r_mean),
                  "pathways lose <= 3 points and random is >= 5 points below them; partly if pathways beat random")
 
@@ -492,6 +504,19 @@ def key_claims(r) -> list[Claim]:
             claim_table3(r.pathways.acc, r.pathways.random_labels, r.pathways.kept())]
 
 
+def labelled_claims(claims_by_name: dict) -> tuple[list[Claim], int]:
+    """Claims of several models (or settings), each figure labelled ``"Fig. 2 (name)"``, and for exactly two the
+    number of claims on which they agree: ``(claims, n_same)`` (``n_same`` is 0 unless there are two)."""
+    out = []
+    for name, claims in claims_by_name.items():
+        for c in claims:
+            c.figure = f"{c.figure} ({name})"
+            out.append(c)
+    lists = list(claims_by_name.values())
+    same = sum(a.verdict == b.verdict for a, b in zip(*lists)) if len(lists) == 2 else 0
+    return out, same
+
+
 def _range_text(rng) -> str:
     return "none" if rng is None else f"L{rng[0] + 1}-{rng[1] + 1}" if rng[1] > rng[0] else f"L{rng[0] + 1}"
 
@@ -510,12 +535,12 @@ def scale_rows(results: dict) -> list[list[Any]]:
     rows = []
     for name, r in results.items():
         acc = r.pathways.acc
-        rand = [overall_accuracy(acc[l]) for l in r.pathways.random_labels]
+        r_mean, r_sd = random_accuracy(acc, r.pathways.random_labels)
         verdicts = ", ".join(f"{c.figure}: {c.verdict}" for c in key_claims(r))
         rows.append([name, r.n_layers, f"{r.n_parameters / 1e6:.2f}M", f"{overall_accuracy(acc['full']):.1f}",
                      r.window, _range_text(r.ranges.cross_frame), _range_text(r.ranges.video_question),
                      _range_text(r.ranges.question_last), f"{overall_accuracy(acc['pathways']):.1f}",
-                     f"{np.mean(rand):.1f} ± {np.std(rand):.1f}", f"{100 * r.pathways.kept():.0f}%", verdicts])
+                     f"{r_mean:.1f} ± {r_sd:.1f}", f"{100 * r.pathways.kept():.0f}%", verdicts])
     return rows
 
 

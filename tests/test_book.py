@@ -107,3 +107,17 @@ def test_chance_correct_and_kept():
     assert r.correct() == {"a": [2, 5], "b": [0, 1]}
     p = PathwayResult({}, [], {"paper": (42, 100), "video_question": (1, 4)})
     assert p.kept() == 0.42 and p.kept("video_question") == 0.25
+
+
+def test_pathway_rows_random_accuracy_and_labelled_claims():
+    from mapflow_utils.experiments import PathwayResult
+
+    acc = {"full": {"a": [8, 10]}, "pathways": {"a": [7, 10]}, "random 0": {"a": [4, 10]}, "random 1": {"a": [6, 10]}}
+    r = PathwayResult(acc, ["random 0", "random 1"], {"paper": (1, 2), "video_question": (1, 4)})
+    assert book.random_accuracy(acc, r.random_labels) == (50.0, 10.0)
+    rows = book.pathway_rows({"8 frames": r})
+    assert rows[0][:3] == ["8 frames, full", "100%", "80.0"] and rows[1][:3] == ["8 frames, pathways", "50%", "70.0"]
+    a, b = book.claim_table3(acc, r.random_labels, 0.5), book.claim_table3(acc, r.random_labels, 0.5, "Table A")
+    claims, same = book.labelled_claims({"x": [a], "y": [b]})
+    assert [c.figure for c in claims] == ["Table 3 (x)", "Table A (y)"] and same == 1
+    assert a.verdict == "partly" and "LongVideoBench" in b.paper  # pathways beat random but lose 10 points

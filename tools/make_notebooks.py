@@ -362,8 +362,6 @@ with its numbers); `leak=False` closes that route. The control blocks, in every 
 drawn uniformly (seeded) among valid pairs after the first video token, diagonal excluded."""),
     params(COMMON_PARAMS + PATHWAY_PARAMS),
     code(SETUP + """
-import numpy as np
-
 from mapflow_utils import pathways"""),
     md("## Table E: effective layer ranges"),
     code("""sweep, size, ranges = experiments.pathway_ranges(video, ds, window, answer_format, batch_size=batch_size,
@@ -403,12 +401,12 @@ not? (Same leak setting, same seeded random control; not a claim of the paper, s
     code("""own = pathways.ranges_from_sweep(sweep, size, own_routes=True)
 res_own = experiments.pathway_accuracy(video, ds, own, leak, n_random, seed, answer_format, batch_size=batch_size,
                                        results_dir=cache)
-rand_own = [book.overall_accuracy(res_own.acc[l]) for l in res_own.random_labels]
 display(Markdown(book.markdown_table(book.accuracy_rows(res_own.acc), ["attention (own routes)", "all"]
                                      + list(res_own.acc["full"]))))
 glue("own_range", book.ranges_text(own), display=False)
 glue("own_pathways", f"{book.overall_accuracy(res_own.acc['pathways']):.1f}", display=False)
-glue("own_random", f"{np.mean(rand_own):.1f} ± {np.std(rand_own):.1f}", display=False)
+glue("own_random", "{:.1f} ± {:.1f}".format(*book.random_accuracy(res_own.acc, res_own.random_labels)),
+     display=False)
 glue("own_kept", f"{100 * res_own.kept():.0f}", display=False)"""),
     checked("""print(own)"""),
     md("""Own-route ranges: {glue:text}`own_range`. Keeping only those flows ({glue:text}`own_kept`% of the edges):
@@ -647,18 +645,15 @@ display(Markdown(book.markdown_table(book.ranges_rows(ranges), ["model", "cross-
     code("""results = {t: experiments.pathway_accuracy(video, long_ds, ranges, leak, n_random, seed, answer_format,
                                             num_frames=t, batch_size=batch_size, results_dir=cache)
            for t in long_frames}
-rows = [[f"{t} frames, {label}", f"{100 * r.kept():.0f}%" if label != "full" else "100%"] + row[1:]
-        for t, r in results.items() for label, row in zip(r.acc, book.accuracy_rows(r.acc))]
+rows = book.pathway_rows({f"{t} frames": r for t, r in results.items()})
 display(Markdown(book.markdown_table(rows, ["attention (ours)", "edges kept", "all"] + list(long_ds.by_task()))))
 header, paper_rows = book.paper_table_a_rows()
 display(Markdown(book.markdown_table(paper_rows, header)))
-claims = [book.claim_table3(r.acc, r.random_labels, r.kept(), "Table A") for r in results.values()]
-for t, c in zip(results, claims):
-    c.figure = f"Table A ({t} frames)"
-first = long_frames[0]
+claims, _ = book.labelled_claims({f"{t} frames": [book.claim_table3(r.acc, r.random_labels, r.kept(), "Table A")]
+                                  for t, r in results.items()})
 glue("tA_ours", claims[0].ours, display=False)
 glue("tA_verdict", claims[0].verdict, display=False)
-glue("tA_frames", first, display=False)"""),
+glue("tA_frames", long_frames[0], display=False)"""),
     checked("""print({t: {label: round(book.overall_accuracy(res), 1) for label, res in r.acc.items()}
        for t, r in results.items()})"""),
     md("""At {glue:text}`tA_frames` frames: {glue:text}`tA_ours`. Verdict: **{glue:text}`tA_verdict`**.
@@ -788,16 +783,10 @@ for name, r in results.items():
                           for name, r in results.items()}, "answer probability at the last position",
                          ylabel="probability (%)")"""),
     md("## Verdicts, per model"),
-    code("""claims = []
-for name, r in results.items():
-    for c in book.key_claims(r):
-        c.figure = f"{c.figure} ({name})"
-        claims.append(c)
+    code("""claims, n_same = book.labelled_claims({name: book.key_claims(r) for name, r in results.items()})
 display(Markdown(book.claims_table(claims)))
-same = [a.verdict == b.verdict for a, b in zip(*[book.key_claims(r) for r in results.values()])] \\
-    if len(results) == 2 else []
-glue("n_same", sum(same), display=False)
-glue("n_claims", len(same), display=False)"""),
+glue("n_same", n_same, display=False)
+glue("n_claims", len(claims) // len(results), display=False)"""),
     md("""The two models get the same verdict on {glue:text}`n_same` of {glue:text}`n_claims` claims."""),
     md("""## Rerun with your models
 
