@@ -531,21 +531,21 @@ def ranges_text(r) -> str:
 
 
 def scale_rows(results: dict) -> list[list[Any]]:
-    """App. A/B side by side, one row per model: size, accuracy, window, App. E ranges, Table 3 and verdicts."""
+    """App. A/B side by side, one row per model: size, accuracy, window, App. E ranges and Table 3 (the verdicts
+    follow in their own table)."""
     rows = []
     for name, r in results.items():
         acc = r.pathways.acc
         r_mean, r_sd = random_accuracy(acc, r.pathways.random_labels)
-        verdicts = ", ".join(f"{c.figure}: {c.verdict}" for c in key_claims(r))
         rows.append([name, r.n_layers, f"{r.n_parameters / 1e6:.2f}M", f"{overall_accuracy(acc['full']):.1f}",
                      r.window, _range_text(r.ranges.cross_frame), _range_text(r.ranges.video_question),
                      _range_text(r.ranges.question_last), f"{overall_accuracy(acc['pathways']):.1f}",
-                     f"{r_mean:.1f} ± {r_sd:.1f}", f"{100 * r.pathways.kept():.0f}%", verdicts])
+                     f"{r_mean:.1f} ± {r_sd:.1f}", f"{100 * r.pathways.kept():.0f}%"])
     return rows
 
 
 SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", "cross-frame", "video→question",
-                 "question→last", "pathways", "random", "edges kept", "verdicts"]
+                 "question→last", "pathways", "random", "edges kept"]
 
 
 def collect_claims(notebooks: Sequence) -> list[list[Any]]:
