@@ -95,10 +95,8 @@ def read_glue(notebook: str | Path) -> dict[str, str]:
 
 
 def _shown(value: Any) -> Any:
-    """A path inside the repository as a repo-relative string (printed commands stay valid in any clone)."""
-    if isinstance(value, str) and value.startswith(str(paths.ROOT) + os.sep):
-        return os.path.relpath(value, paths.ROOT)
-    return value
+    """A string parameter through :func:`paths.shown` (repo-relative); other values unchanged."""
+    return paths.shown(value) if isinstance(value, str) else value
 
 
 def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,

@@ -39,6 +39,8 @@ from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 
+from .paths import shown
+
 __all__ = [
     "PAPER_TASKS",
     "TASK_INFO",
@@ -170,23 +172,13 @@ class QADataset(Sequence[QASample]):
 
     def summary(self) -> str:
         """Counts per task and every skipped record, one per line."""
-        lines = [f"{_display_path(self.root)}: {len(self.samples)} samples"]
+        lines = [f"{shown(self.root)}: {len(self.samples)} samples"]
         for task, items in self.by_task().items():
             lines.append(f"  {task}: {len(items)}")
         if self.problems:
             lines.append(f"  skipped {len(self.problems)}:")
             lines += [f"    - {p}" for p in self.problems]
         return "\n".join(lines)
-
-
-def _display_path(path: Path) -> str:
-    """``path`` relative to the repository when inside it (so executed pages do not depend on the clone's path)."""
-    from .paths import ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
 
 
 def _check_record(rec: Any, where: str) -> None:

@@ -45,3 +45,15 @@ def model_dir(name: str | Path | None, default: Path) -> str:
 def cache_dir(path: str | Path | None) -> Path:
     """Resolve a chapter's ``results_dir``: ``None`` means ``runs/cache`` in the repository."""
     return ROOT / "runs" / "cache" if path in (None, "") else Path(path).expanduser().resolve()
+
+
+def shown(path: str | Path) -> str:
+    """An absolute path inside the repository as a repo-relative string (printed commands and executed pages stay
+    valid in any clone); anything else unchanged."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.resolve().relative_to(ROOT))
+        except ValueError:
+            pass
+    return str(path)

@@ -318,17 +318,12 @@ def _table(rows, headers) -> str:
 
 def train_command(run_name: str, meta: dict) -> str:
     """The ``mapflow train`` command that reproduces a run from its ``train.json`` (paths repo-relative)."""
-    import os
-
     c = meta["config"]
     cmd = [f"mapflow train {c['stage']} --seed {c['seed']}"]
     if c.get("size", "base") != "base":
         cmd.append(f"--size {c['size']}")
     if meta.get("init") not in (None, "None"):
-        init = str(meta["init"])
-        if init.startswith(str(paths.ROOT) + os.sep):
-            init = os.path.relpath(init, paths.ROOT)
-        cmd.append(f"--init {init}")
+        cmd.append(f"--init {paths.shown(meta['init'])}")
     cmd.append(f"--steps {c['steps']} --minutes {c['minutes']:g} --batch-size {c['batch_size']} --lr {c['lr']:g}")
     cmd.append(f"--out runs/train/{run_name}")
     return " ".join(cmd)
