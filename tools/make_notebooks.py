@@ -728,9 +728,9 @@ position), App. E's layer ranges, Fig. 8 (answer probability by layer) and Table
 random blocking). The knockout window is the paper's 9 of 32 layers scaled to each model's depth.
 
 By default the pairs are mapflow's two embedded sizes, trained by the same recipe (`mapflow train … --size`): the
-base pair of the other chapters (8 layers of width 128) and a **deep** pair (12 layers of width 96; see its model
-card in `data/models/tiny-deep-videollm-ft`). The paper's second size is LLaVA-NeXT-13B (40 layers) beside 7B
-(32)."""),
+base pair of the other chapters and a **deep** pair, deeper and narrower (sizes in the first table; see its model
+card in `data/models/tiny-deep-videollm-ft`). The paper's second size is LLaVA-NeXT-13B beside 7B, deeper by a
+quarter."""),
     params(COMMON_PARAMS.replace(
         'video_model: str = None  # Video-FT model folder or hub id (None: data/models/tiny-videollm-ft)\n'
         'image_model: str = None  # its ImageLLM base (None: data/models/tiny-imagellm)\n',
