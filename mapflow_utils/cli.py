@@ -255,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
+        if len(argv) > 1 and argv[1].startswith("smol-"):
+            from .train_smol import main as smol_main
+
+            return smol_main(argv[1:])
         from .train import main as train_main
 
         return train_main(argv[1:])

@@ -257,6 +257,15 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
+    from . import smol
+
+    if smol.is_parts(model_id_or_path):  # a SmolLM2 VideoLLM shipped as parts: base + vision + merged LoRA
+        model, processor = smol.load_parts(model_id_or_path)
+        if dtype is not None:
+            model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        model.to(device)
+        model.set_attn_implementation(attn_implementation)
+        return model, processor, adapter_for(model, processor)
     config = AutoConfig.from_pretrained(model_id_or_path)
     archs = getattr(config, "architectures", None) or []
     if archs and archs[0] not in SUPPORT:

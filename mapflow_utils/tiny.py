@@ -111,7 +111,7 @@ def build_tokenizer(vocab_size: int = 768):
     return fast
 
 
-def build_processor(tokenizer, cfg: TinyConfig = TinyConfig()):
+def build_processor(tokenizer, cfg: TinyConfig = TinyConfig(), chat_template: str = CHAT_TEMPLATE):
     """A real ``LlavaNextVideoProcessor`` from local parts (CLIP normalisation, ``cfg.image_size`` frames)."""
     from transformers import LlavaNextImageProcessor, LlavaNextVideoProcessor, LlavaNextVideoVideoProcessor
 
@@ -121,7 +121,7 @@ def build_processor(tokenizer, cfg: TinyConfig = TinyConfig()):
     image = LlavaNextImageProcessor(size=size, crop_size=crop,
                                     image_grid_pinpoints=[[cfg.image_size, cfg.image_size]])
     return LlavaNextVideoProcessor(video_processor=video, image_processor=image, tokenizer=tokenizer,
-                                   chat_template=CHAT_TEMPLATE, patch_size=cfg.patch_size,
+                                   chat_template=chat_template, patch_size=cfg.patch_size,
                                    vision_feature_select_strategy="default", num_additional_image_tokens=1)
 
 

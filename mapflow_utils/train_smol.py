@@ -1,0 +1,310 @@
+"""LLaVA's recipe for the SmolLM2 VideoLLM (:mod:`mapflow_utils.smol`), on CPU, deterministic per seed.
+
+Three stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
+
+* ``smol-align`` — LLaVA stage 1: image captions; only the projector trains (the vision tower comes from the tiny
+  ImageLLM, SmolLM2 is frozen).
+* ``smol-imagellm`` — LLaVA stage 2 (the **ImageLLM**): image QA (letter format with shuffled options, some
+  content format) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every attention and MLP projection),
+  projector and vision tower train.
+* ``smol-videollm`` — the **Video-FT**, from the ImageLLM: the five tasks (letter / content), video captions and some
+  image batches; the same LoRA, projector and tower keep training.
+
+Prompts are the book's: the MVBench system prompt, ``Question: …``/``Options:``/``(A) …`` and the ``Best option:(``
+prefill; the letter target is ``B) text`` followed by ``<|im_end|>``. The loss is computed only where a label is
+(logits of 49,154 entries at every position would dominate the step). Batches depend only on (seed, stage, step)
+(:class:`mapflow_utils.train.Batches`), so an interrupted run resumes exactly.
+
+CLI: ``mapflow train smol-align|smol-imagellm|smol-videollm --seed S [--init DIR] [--steps N] [--minutes M]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import paths, smol
+from .prompts import build_prompt
+from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, _caption_prompt, pixels
+
+STAGES = ("smol-align", "smol-imagellm", "smol-videollm")
+#: Default run folders and the stage each one starts from.
+PREVIOUS = {"smol-imagellm": "smol-align", "smol-videollm": "smol-imagellm"}
+
+
+@dataclass
+class SmolStageConfig(StageConfig):
+    """Hyper-parameters of one SmolLM2 stage (fields of :class:`StageConfig` keep their meaning)."""
+
+    stage: str = "smol-videollm"
+    steps: int = 400
+    minutes: float = 120.0
+    batch_size: int = 8
+    lr: float = 1e-3  # projector
+    lora_lr: float = 3e-4
+    vision_lr: float = 2e-4
+    warmup: int = 20
+    weight_decay: float = 0.0
+    caption_share: float = 0.25
+    image_share: float = 0.1
+    letter_share: float = 0.75  # of QA items: letter format (the rest: content format)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    save_every: int = 10
+    log_every: int = 5
+    eval_every: int = 50
+    eval_n: int = 50
+    autocast: bool = True  # bfloat16 matmuls (float32 weights and optimizer): about 2x faster on CPU
+
+
+#: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
+STAGE_DEFAULTS: dict[str, dict] = {
+    "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
+    "smol-imagellm": {"steps": 250, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 45.0},
+    "smol-videollm": {"steps": 500, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 150.0},
+}
+
+
+class SmolBatches(Batches):
+    """:class:`Batches` in the SmolLM2 prompt formats: letter (shuffled options, ``B) text`` target) or content."""
+
+    def _qa(self, rng: random.Random, question: str, candidates, answer: str, task: str = ""):
+        letter = rng.random() < self.cfg.letter_share
+        p = build_prompt(self.proc, question, candidates, "letter" if letter else "content", task=task)
+        i = list(candidates).index(answer)
+        return p.text, (f"{p.answers[i]}) {answer}" if letter else p.answers[i])
+
+    def _image_item(self, rng: random.Random, index: int, caption: bool):
+        from .synthetic import image_sample
+
+        s = image_sample(self.cfg.seed, index, self.synth)
+        if caption:
+            return s.image[None], _caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
+        q, cands, a = s.qa[rng.randrange(len(s.qa))]
+        return (s.image[None], *self._qa(rng, q, cands, a))
+
+    def _video_item(self, rng: random.Random, index: int, caption: bool):
+        from .data import PAPER_TASKS, sample_indices
+        from .synthetic import generate_clip
+
+        task = PAPER_TASKS[rng.randrange(len(PAPER_TASKS))]
+        clip = generate_clip(task, self.cfg.seed, index, self.synth)
+        idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
+        if caption:
+            return clip.frames[idx], _caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
+        return (clip.frames[idx], *self._qa(rng, clip.question, clip.candidates, clip.answer, task))
+
+    def kind(self, step: int) -> str:
+        if self.cfg.stage in ("smol-align", "smol-imagellm"):
+            return "image"
+        return "image" if random.Random(f"{self.cfg.seed}/kind/{step}").random() < self.cfg.image_share else "video"
+
+    def batch(self, step: int) -> dict:
+        if self.cfg.stage == "smol-align":  # captions only
+            rng = random.Random(f"{self.cfg.seed}/{self.cfg.stage}/{step}")
+            items = [self._image_item(rng, step * self.cfg.batch_size + j, True) for j in range(self.cfg.batch_size)]
+            return self._collate(items)
+        return super().batch(step)
+
+    def _collate(self, items) -> dict:
+        from .train import encode
+
+        frames = torch.stack([pixels(f) for f, _, _ in items])
+        encoded = [encode(self.proc, t, y, frames.shape[1] * self.tpf) for _, t, y in items]
+        n = max(len(ids) for ids, _ in encoded)
+        pad = self.proc.tokenizer.pad_token_id
+        input_ids = torch.full((len(items), n), pad)
+        labels = torch.full((len(items), n), -100)
+        mask = torch.zeros((len(items), n), dtype=torch.long)
+        for i, (ids, lab) in enumerate(encoded):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            labels[i, : len(lab)] = torch.tensor(lab)
+            mask[i, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "pixel_values_videos": frames}
+
+
+def sparse_loss(model, batch: dict) -> torch.Tensor:
+    """Next-token cross-entropy where labels are, with ``lm_head`` applied only at those positions.
+
+    ``model`` is the (possibly LoRA-injected) ``LlavaNextVideoForConditionalGeneration``; equal to
+    ``model(**batch).loss`` (tested).
+    """
+    out = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      pixel_values_videos=batch["pixel_values_videos"])
+    h = out.last_hidden_state[:, :-1]  # [B, L-1, hidden]
+    y = batch["labels"][:, 1:]
+    sel = y != -100
+    return F.cross_entropy(model.lm_head(h[sel]).float(), y[sel])
+
+
+def _lr_scale(step: int, cfg: SmolStageConfig) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def _build(cfg: SmolStageConfig, init: str | Path | None):
+    """``(trainable module, inner model, processor, param groups)`` for a stage."""
+    from peft import LoraConfig, get_peft_model
+
+    if cfg.stage == "smol-align":
+        model, processor = smol.new_model(seed=cfg.seed) if init is None else smol.load_parts(init)
+        wrapped = None
+    elif cfg.stage == "smol-imagellm":
+        model, processor = smol.load_parts(init)
+        torch.manual_seed(cfg.seed)
+        wrapped = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                                                   target_modules=smol.LORA_TARGETS, bias="none"))
+    else:
+        wrapped, processor = smol.load_parts(init, merge=False)
+    inner = wrapped.get_base_model() if wrapped is not None else model
+    for p in inner.parameters():
+        p.requires_grad_(False)
+    groups = [{"params": list(inner.model.multi_modal_projector.parameters()), "lr": cfg.lr}]
+    if wrapped is not None:
+        lora = [p for n, p in inner.named_parameters() if "lora_" in n]
+        groups += [{"params": lora, "lr": cfg.lora_lr},
+                   {"params": list(inner.model.vision_tower.parameters()), "lr": cfg.vision_lr}]
+    for g in groups:
+        g["base_lr"] = g["lr"]
+        for p in g["params"]:
+            p.requires_grad_(True)
+    return wrapped, inner, processor, groups
+
+
+def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = True) -> float:
+    """Held-out letter accuracy during training: ``n`` fresh questions (synthetic seed ``seed``, never the
+    evaluation split's), five tasks for the Video-FT, image QA otherwise."""
+    from .data import PAPER_TASKS, sample_indices
+    from .experiments import predict
+    from .models import adapter_for
+    from .synthetic import SynthConfig, generate_clip, image_sample
+
+    was = inner.training
+    inner.eval()
+    ad = adapter_for(inner, processor)
+    cfg, hits = SynthConfig(), 0
+    for i in range(n):
+        if video:
+            task = PAPER_TASKS[i % len(PAPER_TASKS)]
+            c = generate_clip(task, seed, i, cfg)
+            idx = sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)
+            q, cands, a, frames = c.question, c.candidates, c.answer, c.frames[idx]
+        else:
+            s = image_sample(seed, i, cfg)
+            q, cands, a = s.qa[i % len(s.qa)]
+            frames, task = s.image[None], ""
+        hits += predict(ad, q, cands, "letter", frames, task) == list(cands).index(a)
+    inner.train(was)
+    return round(hits / n, 4)
+
+
+def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None = None, log=print) -> Path:
+    """Train one SmolLM2 stage into ``out`` (resuming from ``out/checkpoint.pt``); the result is saved as parts in
+    ``out/model``, with ``out/log.jsonl`` and ``out/train.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wrapped, inner, processor, groups = _build(cfg, init)
+    trainable = {n: p for n, p in inner.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    step, elapsed = 0, 0.0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        with torch.no_grad():
+            for n, v in state["trainable"].items():
+                trainable[n].copy_(v)
+        opt.load_state_dict(state["opt"])
+        step, elapsed = state["step"], state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed {cfg.stage} at step {step} ({elapsed / 60:.1f} min spent)")
+    batches = SmolBatches(processor, cfg, tokens_per_frame=smol.tokens_per_frame())
+    logf = (out / "log.jsonl").open("a")
+    t0 = time.perf_counter() - elapsed
+
+    def write(rec):
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        log(json.dumps(rec))
+
+    def save():
+        torch.save({"trainable": {n: p.detach().clone() for n, p in trainable.items()}, "opt": opt.state_dict(),
+                    "step": step, "elapsed": time.perf_counter() - t0, "torch_rng": torch.get_rng_state()},
+                   str(ckpt) + ".tmp")
+        Path(str(ckpt) + ".tmp").replace(ckpt)
+
+    inner.train()
+    video = cfg.stage == "smol-videollm"
+    running: dict[str, list] = {"image": [], "video": []}
+    if step == 0 and cfg.stage != "smol-align":
+        write({"step": 0, "minutes": 0.0, "letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n,
+                                                                              video=video)})
+    while step < cfg.steps and (time.perf_counter() - t0) < cfg.minutes * 60:
+        batch = batches.batch(step)
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * _lr_scale(step, cfg)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
+            loss = sparse_loss(inner, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(trainable.values()), 1.0)
+        opt.step()
+        running[batches.kind(step)].append(loss.item())
+        step += 1
+        if step % cfg.log_every == 0:
+            rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2)}
+            rec.update({f"loss_{k}": round(float(np.mean(v)), 4) for k, v in running.items() if v})
+            running = {"image": [], "video": []}
+            write(rec)
+        if cfg.stage != "smol-align" and step % cfg.eval_every == 0:
+            write({"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2),
+                   "letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=video)})
+        if step % cfg.save_every == 0:
+            save()
+    save()
+    inner.eval()
+    wall = time.perf_counter() - t0
+    meta = {"config": asdict(cfg), "steps_done": step, "wall_minutes": round(wall / 60, 1),
+            "init": str(init) if init else "None", "trainable_parameters": sum(p.numel() for p in trainable.values())}
+    smol.save_parts(inner, processor, out / "model", lora=wrapped, meta={"stage": cfg.stage})
+    (out / "train.json").write_text(json.dumps(meta, indent=1) + "\n")
+    log(f"{cfg.stage}: {step} steps in {wall / 60:.1f} min -> {out / 'model'}")
+    return out
+
+
+def default_out(stage: str, seed: int) -> Path:
+    return paths.ROOT / "runs" / "train" / f"{stage}-s{seed}"
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="mapflow train (smol stages)")
+    ap.add_argument("stage", choices=STAGES)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous stage's run)")
+    for k, t in (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
+                 ("vision_lr", float), ("save_every", int), ("eval_every", int), ("threads", int)):
+        ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads or 1)
+    cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
+    for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every"):
+        if getattr(args, k) is not None:
+            setattr(cfg, k, getattr(args, k))
+    out = Path(args.out) if args.out else default_out(args.stage, args.seed)
+    init = args.init
+    if init is None and args.stage in PREVIOUS:
+        init = default_out(PREVIOUS[args.stage], args.seed) / "model"
+    train_stage(cfg, out, init=init)
+    return 0

