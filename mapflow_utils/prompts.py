@@ -94,6 +94,29 @@ def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFor
     return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"\n{INSTRUCTION}", options
 
 
+def shared_space(tokenizer, text: str, answers: Sequence[str]) -> str:
+    """The whitespace every answer starts with when the tokenizer writes it as a token of its own before *all*
+    answers (SmolLM2 writes `` 2`` as `` `` + ``2``), else ``""``.
+
+    Such a token says nothing about the answer, so it belongs to the prefix and the answer is scored on its first
+    informative token. Shared words are not moved (their answers stay ambiguous: :func:`spans.answer_token_ids`
+    raises).
+    """
+    if tokenizer is None or not answers or not all(a[:1].isspace() for a in answers):
+        return ""
+    base = tokenizer(text, add_special_tokens=False)["input_ids"]
+    firsts = set()
+    for a in answers:
+        full = tokenizer(text + a, add_special_tokens=False)["input_ids"]
+        if full[: len(base)] != base or len(full) < len(base) + 2:
+            return ""
+        firsts.add(full[len(base)])
+    if len(firsts) != 1:
+        return ""
+    space = tokenizer.decode([firsts.pop()])
+    return space if space and space.isspace() and all(a.startswith(space) for a in answers) else ""
+
+
 def build_prompt(processor, question: str, candidates: Sequence[str], answer_format: AnswerFormat = "letter",
                  task: str = "", system_prompt: str | None = SYSTEM_PROMPT) -> Prompt:
     """Render the prompt with ``processor.apply_chat_template`` (the model's real chat template).
@@ -112,5 +135,8 @@ def build_prompt(processor, question: str, candidates: Sequence[str], answer_for
         prefix, answers = CONTENT_PREFIX, tuple(" " + c for c in candidates)
     else:
         prefix, answers = open_stem(task, question), tuple(" " + c for c in candidates)
+    if answer_format != "letter":
+        space = shared_space(getattr(processor, "tokenizer", None), rendered + prefix, answers)
+        prefix, answers = prefix + space, tuple(a[len(space):] for a in answers)
     return Prompt(text=rendered + prefix, answer_format=answer_format, question=question, options=options,
                   answers=answers, instruction=INSTRUCTION if answer_format != "open" else "", prefix=prefix)

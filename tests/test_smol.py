@@ -172,3 +172,15 @@ def test_three_stages_train_save_and_resume(tmp_path):
     assert any(("loss_video" in r) or ("loss_image" in r) for r in log[1:])
     _, _, ad = models.load(c / "model")
     assert ad.num_layers == 30
+
+
+def test_digit_answers_are_scored_after_the_shared_space():
+    """SmolLM2 writes ' 2' as ' ' + '2': in the content format the space goes to the prefix and the digit is
+    scored (without it every count answer would share its first token)."""
+    ad = fresh()
+    s = load_tvbench(paths.SYNTHETIC, tasks=["object_count"])[0]
+    prep = prepare(ad, s, "content")
+    assert prep.prompt.prefix == "Best option: "
+    assert [ad.tokenizer.decode([i]) for i in prep.answer_ids] == list(s.candidates)
+    words = prepare(ad, load_tvbench(paths.SYNTHETIC, tasks=["moving_direction"])[0], "content")
+    assert words.prompt.prefix == "Best option:"  # whole-word answers keep their own leading space
