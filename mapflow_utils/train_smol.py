@@ -69,7 +69,7 @@ class SmolStageConfig(StageConfig):
 STAGE_DEFAULTS: dict[str, dict] = {
     "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
     "smol-imagellm": {"steps": 250, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 45.0},
-    "smol-videollm": {"steps": 500, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 150.0},
+    "smol-videollm": {"steps": 400, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 120.0},
 }
 
 
