@@ -248,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev = sub.add_parser("eval", help="multiple-choice accuracy per task of a model on a TVBench-format folder")
     ev.add_argument("--model", required=True, help="model folder or hub id (loaded with mapflow_utils.models.load)")
     ev.add_argument("--data", default=None, help="TVBench-format folder (default: the shipped synthetic split)")
-    ev.add_argument("--format", default="content", choices=["letter", "content"], help="answer format")
+    ev.add_argument("--format", default=None, choices=["letter", "content"],
+                    help="answer format (default: the model's own: letter for the SmolLM2 pair, content for the tiny)")
     ev.add_argument("--n-per-task", type=int, default=None, help="seeded subset per task (default: all)")
     ev.add_argument("--controls", action="store_true", help="also the single-frame and shuffled-frame controls")
     ev.add_argument("--images", type=int, default=0, help="also image-QA accuracy on this many held-out images")
@@ -275,9 +276,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         params.update({k: v for k, v in args.raw})
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":
-        evaluate(args.model, args.data, args.format, args.n_per_task, args.controls, args.images)
+        from .models import answer_format
+
+        evaluate(args.model, args.data, args.format or answer_format(args.model), args.n_per_task, args.controls,
+                 args.images)
     elif args.cmd == "card":
+        from . import smol
         from .train import write_card
+
+        if smol.is_parts(args.model):
+            from . import train_smol
+
+            ev = train_smol.evaluate_card(args.model, images=args.images)
+            print(train_smol.write_card(args.model, args.runs, args.title, ev, train_smol.role(args.model)))
+            return 0
 
         table = evaluate(args.model, controls=True, images=args.images)
         extra = mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""

@@ -245,6 +245,17 @@ def adapter_for(model, processor) -> Adapter:
                    num_layers=len(lm.layers), video_token_id=int(vid), processor_kwargs=kwargs)
 
 
+def answer_format(model_id_or_path: str | Path) -> str:
+    """The answer format a model was trained for: ``letter`` for the SmolLM2 pair (and any real checkpoint: the
+    paper's format), ``content`` for the tiny from-scratch models (which never learned letters)."""
+    from . import paths, smol
+
+    if smol.is_parts(model_id_or_path):
+        return "letter"
+    p = Path(str(model_id_or_path))
+    return "content" if p.is_dir() and p.resolve().parent == paths.MODELS.resolve() else "letter"
+
+
 def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, device_map: Any = None,
          attn_implementation: str = "sdpa"):
     """Load a video LLM, its processor and its adapter: ``(model, processor, adapter)``.

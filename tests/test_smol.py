@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,26 +153,53 @@ def test_knockout_is_exact_on_smollm2():
 
 # ------------------------------------------------------------------------------------------------ training
 
-def test_three_stages_train_save_and_resume(tmp_path):
-    """One step of each stage through the real code path; the align stage resumes from its checkpoint."""
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One step of each stage through the real code path (the align stage twice, to resume)."""
     from mapflow_utils.train_smol import SmolStageConfig, train_stage
 
+    root = tmp_path_factory.mktemp("smol-train")
     small = dict(batch_size=2, eval_n=2, save_every=1, log_every=1, warmup=1)
     logs: list[str] = []
-    a = train_stage(SmolStageConfig(stage="smol-align", steps=1, **small), tmp_path / "a", log=logs.append)
-    train_stage(SmolStageConfig(stage="smol-align", steps=2, **small), tmp_path / "a", log=logs.append)
+    a = train_stage(SmolStageConfig(stage="smol-align", steps=1, **small), root / "a", log=logs.append)
+    train_stage(SmolStageConfig(stage="smol-align", steps=2, **small), root / "a", log=logs.append)
+    b = train_stage(SmolStageConfig(stage="smol-imagellm", steps=1, **small), root / "b", init=a / "model",
+                    log=logs.append)
+    c = train_stage(SmolStageConfig(stage="smol-videollm", steps=1, **small), root / "c", init=b / "model",
+                    log=logs.append)
+    return [a, b, c], logs
+
+
+def test_three_stages_train_save_and_resume(smoke):
+    (a, b, c), logs = smoke
     assert any("resumed smol-align at step 1" in line for line in logs)
-    b = train_stage(SmolStageConfig(stage="smol-imagellm", steps=1, **small), tmp_path / "b", init=a / "model",
-                    log=logs.append)
-    c = train_stage(SmolStageConfig(stage="smol-videollm", steps=1, **small), tmp_path / "c", init=b / "model",
-                    log=logs.append)
+    assert json.loads((a / "train.json").read_text())["steps_done"] == 2
     info = json.loads((c / "model" / smol.PARTS_FILE).read_text())
-    assert info["adapter"] and info["base_gguf_sha256"] == backbone.GGUF_SHA256
+    assert info["adapter"] and info["base_gguf_sha256"] == backbone.GGUF_SHA256 and info["stage"] == "smol-videollm"
     log = [json.loads(line) for line in (c / "log.jsonl").read_text().splitlines()]
     assert "letter_accuracy" in log[0]
     assert any(("loss_video" in r) or ("loss_image" in r) for r in log[1:])
     _, _, ad = models.load(c / "model")
     assert ad.num_layers == 30
+    assert models.answer_format(c / "model") == "letter"
+
+
+def test_card_reports_what_it_measured(smoke, tmp_path):
+    from mapflow_utils import train_smol
+
+    runs, _ = smoke
+    model = tmp_path / "smol-test-videollm"
+    import shutil
+
+    shutil.copytree(runs[2] / "model", model)
+    ev = train_smol.evaluate_card(model, controls_per_task=1, images=1, content_per_task=1, fresh_per_task=1,
+                                  per_task=1, log=lambda *_: None)
+    assert sum(n for _, n in ev["all"].values()) == 5 and len(ev["hits"]) == 5
+    assert sum(c for c, _ in ev["all"].values()) == sum(ev["hits"].values())
+    readme = train_smol.write_card(model, runs, "test", ev, train_smol.role(model)).read_text()
+    assert "mapflow train smol-videollm --seed 0" in readme and "16 video tokens per frame" in readme
+    mean = np.mean([100 * c / n for c, n in ev["all"].values()])
+    assert f"| all | " in readme and f"{mean:.1f} |" in readme
 
 
 def test_digit_answers_are_scored_after_the_shared_space():
