@@ -25,6 +25,9 @@ def data_dir(path: str | Path | None, default: Path = SYNTHETIC) -> Path:
 MODELS: Path = DATA / "models"
 VIDEO_MODEL: Path = MODELS / "tiny-videollm-ft"
 IMAGE_MODEL: Path = MODELS / "tiny-imagellm"
+#: The SmolLM2 pair (SmolLM2-135M-Instruct extended LLaVA-style; shipped as parts: vision + LoRA adapters).
+SMOL_VIDEO_MODEL: Path = MODELS / "smol-videollm-ft"
+SMOL_IMAGE_MODEL: Path = MODELS / "smol-imagellm"
 #: The embedded (Video-FT, ImageLLM) pairs by size: ``base`` (8 layers x 128) and ``deep`` (12 layers x 96; App. A/B).
 EMBEDDED_PAIRS: dict[str, tuple[Path, Path]] = {
     "base": (VIDEO_MODEL, IMAGE_MODEL),

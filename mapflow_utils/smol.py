@@ -158,6 +158,7 @@ def save_parts(model, processor, out: str | Path, lora=None, meta: dict | None =
               str(out / VISION_FILE))
     if lora is not None:
         lora.save_pretrained(out / ADAPTER_DIR)
+        (out / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's empty template; the card is ours
     info = {"format": "mapflow-smol-parts/1", "base": backbone.NAME, "base_gguf_sha256": backbone.GGUF_SHA256,
             "base_hub_equivalent": backbone.HUB_ID, "vision": VISION_FILE,
             "adapter": ADAPTER_DIR if lora is not None else None, **(meta or {})}
