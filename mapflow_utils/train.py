@@ -168,6 +168,10 @@ class Batches:
                 items.append(self._image_item(rng, index, cap))
             else:
                 items.append(self._video_item(rng, index, rng.random() < self.cfg.caption_share))
+        return self._collate(items)
+
+    def _collate(self, items) -> dict:
+        """``(frames [T, H, W, 3], prompt text, target)`` items → a right-padded training batch."""
         frames = torch.stack([pixels(f) for f, _, _ in items])
         encoded = [encode(self.proc, t, y, frames.shape[1] * self.tpf) for _, t, y in items]
         n = max(len(ids) for ids, _ in encoded)

@@ -114,22 +114,6 @@ class SmolBatches(Batches):
             return self._collate(items)
         return super().batch(step)
 
-    def _collate(self, items) -> dict:
-        from .train import encode
-
-        frames = torch.stack([pixels(f) for f, _, _ in items])
-        encoded = [encode(self.proc, t, y, frames.shape[1] * self.tpf) for _, t, y in items]
-        n = max(len(ids) for ids, _ in encoded)
-        pad = self.proc.tokenizer.pad_token_id
-        input_ids = torch.full((len(items), n), pad)
-        labels = torch.full((len(items), n), -100)
-        mask = torch.zeros((len(items), n), dtype=torch.long)
-        for i, (ids, lab) in enumerate(encoded):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            labels[i, : len(lab)] = torch.tensor(lab)
-            mask[i, : len(ids)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels, "pixel_values_videos": frames}
-
 
 def sparse_loss(model, batch: dict) -> torch.Tensor:
     """Next-token cross-entropy where labels are, with ``lm_head`` applied only at those positions.
