@@ -232,6 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     card.add_argument("--mechanism", type=int, default=0,
                       help="questions per task for a first look at the knockout sweeps (0: none)")
     card.add_argument("--window", type=int, default=3, help="knockout window for --mechanism")
+    card.add_argument("--only", nargs="*", default=None,
+                      help="SmolLM2 models: compute only these evaluation pieces (to share the work between "
+                           "processes); the card is written once every piece is there")
 
     book = sub.add_parser("book", help="execute the chapters into book/ and build the HTML (Jupyter Book 1)")
     book.add_argument("--no-execute", action="store_true", help="build from the executed notebooks as they are")
@@ -287,7 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if smol.is_parts(args.model):
             from . import train_smol
 
-            ev = train_smol.evaluate_card(args.model, images=args.images)
+            ev = train_smol.evaluate_card(args.model, images=args.images, only=args.only)
+            if ev is None:
+                print(f"computed {args.only}; the card is written once every piece of "
+                      f"{train_smol.CARD_PIECES} is there")
+                return 0
             print(train_smol.write_card(args.model, args.runs, args.title, ev, train_smol.role(args.model)))
             return 0
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -302,24 +303,29 @@ def backbone_hash() -> str:
     return GGUF_SHA256
 
 
+#: The pieces of a card's evaluation, in the order they are computed.
+CARD_PIECES = ("all", "first", "last", "first_content", "last_content", "one_random", "shuffled", "content",
+               "fresh_split", "image_qa", "image_qa_content")
 #: Held-out data of a card: the shipped split (seed 1000) and, for the "fresh split" check, a new seed.
 FRESH_SEED = 1001
 
 
-def _pieces_cache(model_dir: Path) -> Path:
-    return paths.ROOT / "runs" / "cards" / model_dir.name / "pieces.json"
+def _pieces_dir(model_dir: Path, key: str) -> Path:
+    return paths.ROOT / "runs" / "cards" / model_dir.name / key
 
 
-def evaluate_card(model_dir: str | Path, controls_per_task: int = 40, images: int = 100, content_per_task: int = 100,
-                  fresh_per_task: int = 100, per_task: int | None = None, log=print) -> dict:
+def evaluate_card(model_dir: str | Path, controls_per_task: int = 40, images: int = 100, content_per_task: int = 40,
+                  fresh_per_task: int = 100, per_task: int | None = None, only: tuple[str, ...] | None = None,
+                  log=print) -> dict | None:
     """Everything a SmolLM2 model card reports, as ``eval.json`` (letter format at the top level, the layout of the
     tiny models' cards): ``all`` and the frame controls (on ``controls_per_task`` seeded questions per task),
     ``content`` (the content format), ``fresh_split`` (a split generated with seed :data:`FRESH_SEED`),
     ``image_qa`` and ``image_qa_content``, ``hits`` (per-question letter results on the shipped split, all of it
     unless ``per_task``).
 
-    Each piece is cached under ``runs/cards/<model>/`` as soon as it is computed (keyed by the model's files, the
-    base and these parameters), so an interrupted evaluation resumes.
+    Each piece is cached in its own file under ``runs/cards/<model>/<key>/`` as soon as it is computed (the key hashes
+    the model's files, the base and these parameters), so an interrupted evaluation resumes, and processes given
+    different ``only`` pieces (see :data:`CARD_PIECES`) can share the work; those return ``None``.
     """
     from . import experiments as E
     from .cache import _h, file_hash
@@ -332,20 +338,23 @@ def evaluate_card(model_dir: str | Path, controls_per_task: int = 40, images: in
                    and p.name != "eval.json" and "training" not in p.parts)
     params = [controls_per_task, images, content_per_task, fresh_per_task, per_task]
     key = _h([file_hash(f) for f in files], backbone_hash(), params)
-    cache = _pieces_cache(model_dir)
-    pieces = json.loads(cache.read_text()) if cache.exists() else {}
-    if pieces.get("key") != key:
-        pieces = {"key": key}
+    cache = _pieces_dir(model_dir, key)
     _, _, ad = load(model_dir)
 
     def piece(name, fn):
-        if name not in pieces:
-            t0 = time.perf_counter()
-            pieces[name] = fn()
-            log(f"{model_dir.name}: {name} in {(time.perf_counter() - t0) / 60:.1f} min")
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(pieces))
-        return pieces[name]
+        f = cache / f"{name}.json"
+        if f.exists():
+            return json.loads(f.read_text())
+        if only is not None and name not in only:
+            return None
+        t0 = time.perf_counter()
+        value = fn()
+        log(f"{model_dir.name}: {name} in {(time.perf_counter() - t0) / 60:.1f} min")
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(f)
+        return value
 
     shipped = load_tvbench(paths.SYNTHETIC, n_per_task=per_task, seed=0)
     hits: dict = {}
@@ -356,19 +365,24 @@ def evaluate_card(model_dir: str | Path, controls_per_task: int = 40, images: in
 
     out: dict = {"answer_format": "letter"}
     first = piece("all", letter_all)
-    out["all"] = first["res"]
+    out["all"] = first["res"] if first else None
     sub = load_tvbench(paths.SYNTHETIC, n_per_task=controls_per_task, seed=0)
     for mode in E.FRAME_MODES[1:]:
         out[mode] = piece(mode, lambda m=mode: E.accuracy(ad, sub, "letter", mode=m))
     content = load_tvbench(paths.SYNTHETIC, n_per_task=content_per_task, seed=0)
     out["content"] = piece("content", lambda: E.accuracy(ad, content, "content"))
-    fresh_dir = paths.ROOT / "runs" / f"synthetic-s{FRESH_SEED}-n{fresh_per_task}"
-    if not (fresh_dir / "json").is_dir():
-        write_tvbench(fresh_dir, n_per_task=fresh_per_task, seed=FRESH_SEED)
-    out["fresh_split"] = piece("fresh_split", lambda: E.accuracy(ad, load_tvbench(fresh_dir), "letter"))
+    def fresh():
+        folder = paths.ROOT / "runs" / f"synthetic-s{FRESH_SEED}-n{fresh_per_task}"
+        if not (folder / "json").is_dir():
+            write_tvbench(folder, n_per_task=fresh_per_task, seed=FRESH_SEED)
+        return E.accuracy(ad, load_tvbench(folder), "letter")
+
+    out["fresh_split"] = piece("fresh_split", fresh)
     out["image_qa"] = piece("image_qa", lambda: E.image_accuracy(ad, n=images, answer_format="letter"))
     out["image_qa_content"] = piece("image_qa_content", lambda: E.image_accuracy(ad, n=images,
                                                                                  answer_format="content"))
+    if any(v is None for v in out.values()) or first is None:
+        return None
     out["hits"] = first["hits"]
     out["controls_per_task"] = controls_per_task
     return out

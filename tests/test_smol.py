@@ -192,8 +192,9 @@ def test_card_reports_what_it_measured(smoke, tmp_path):
     import shutil
 
     shutil.copytree(runs[2] / "model", model)
-    ev = train_smol.evaluate_card(model, controls_per_task=1, images=1, content_per_task=1, fresh_per_task=1,
-                                  per_task=1, log=lambda *_: None)
+    kw = dict(controls_per_task=1, images=1, content_per_task=1, fresh_per_task=1, per_task=1, log=lambda *_: None)
+    assert train_smol.evaluate_card(model, only=("all", "content"), **kw) is None  # shared work: pieces only
+    ev = train_smol.evaluate_card(model, **kw)
     assert sum(n for _, n in ev["all"].values()) == 5 and len(ev["hits"]) == 5
     assert sum(c for c, _ in ev["all"].values()) == sum(ev["hits"].values())
     readme = train_smol.write_card(model, runs, "test", ev, train_smol.role(model)).read_text()
