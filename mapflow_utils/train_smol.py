@@ -69,8 +69,8 @@ class SmolStageConfig(StageConfig):
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
 STAGE_DEFAULTS: dict[str, dict] = {
     "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
-    "smol-imagellm": {"steps": 250, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 45.0},
-    "smol-videollm": {"steps": 400, "batch_size": 8, "lr": 3e-4, "lora_lr": 4e-4, "minutes": 120.0},
+    "smol-imagellm": {"steps": 250, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0},
+    "smol-videollm": {"steps": 400, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 120.0},
 }
 
 
@@ -116,18 +116,28 @@ class SmolBatches(Batches):
         return super().batch(step)
 
 
-def sparse_loss(model, batch: dict) -> torch.Tensor:
+def sparse_loss(model, batch: dict, per_sample: bool = True) -> torch.Tensor:
     """Next-token cross-entropy where labels are, with ``lm_head`` applied only at those positions.
 
-    ``model`` is the (possibly LoRA-injected) ``LlavaNextVideoForConditionalGeneration``; equal to
-    ``model(**batch).loss`` (tested).
+    ``per_sample=True`` (the recipe): the mean over samples of each sample's mean over its answer tokens, so a
+    one-letter answer weighs as much as a 20-token caption in the batch (with a plain token mean the letters were
+    under a tenth of the loss, and image-QA letter accuracy stalled at 0.38 for 100 steps). ``per_sample=False`` is
+    the token mean, equal to ``model(**batch).loss`` (tested).
+
+    ``model`` is the (possibly LoRA-injected) ``LlavaNextVideoForConditionalGeneration``.
     """
     out = model.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                       pixel_values_videos=batch["pixel_values_videos"])
     h = out.last_hidden_state[:, :-1]  # [B, L-1, hidden]
-    y = batch["labels"][:, 1:]
+    y = batch["labels"][:, 1:]  # [B, L-1]
     sel = y != -100
-    return F.cross_entropy(model.lm_head(h[sel]).float(), y[sel])
+    token = F.cross_entropy(model.lm_head(h[sel]).float(), y[sel], reduction="none")  # [n labelled]
+    if not per_sample:
+        return token.mean()
+    row = sel.nonzero()[:, 0]  # the sample of each labelled token
+    counts = sel.sum(1).clamp(min=1).float()  # [B]
+    per_row = torch.zeros(len(counts), dtype=token.dtype).index_add(0, row, token) / counts
+    return per_row[sel.any(1)].mean()
 
 
 def _lr_scale(step: int, cfg: SmolStageConfig) -> float:

@@ -29,3 +29,26 @@ def test_shipped_model_matches_its_card(model_dir):
 def test_models_are_small():
     total = sum(f.stat().st_size for d in SHIPPED for f in d.rglob("*") if f.is_file())
     assert total < 50e6, total
+
+
+SMOL = [paths.SMOL_VIDEO_MODEL, paths.SMOL_IMAGE_MODEL]
+
+
+@pytest.mark.parametrize("model_dir", SMOL, ids=lambda p: p.name)
+def test_shipped_smol_model_matches_its_card(model_dir):
+    """The SmolLM2 pair (base from the wheel + shipped parts, LoRA merged): letter predictions on a held-out subset
+    equal the per-question results in eval.json, and the card's table agrees with them."""
+    card = json.loads((model_dir / "eval.json").read_text())
+    assert card["answer_format"] == "letter" == models.answer_format(model_dir)
+    _, _, adapter = models.load(model_dir)
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=2, seed=3)
+    hits: dict = {}
+    experiments.accuracy(adapter, ds, "letter", hits=hits)
+    assert hits == {uid: card["hits"][uid] for uid in hits}
+    for task, (c, n) in card["all"].items():
+        assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
+
+
+def test_smol_pair_is_small():
+    total = sum(f.stat().st_size for d in SMOL for f in d.rglob("*") if f.is_file())
+    assert total < 80e6, total

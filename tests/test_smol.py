@@ -129,15 +129,22 @@ def test_parts_round_trip_merges_lora(tmp_path):
 
 
 def test_sparse_loss_equals_the_full_loss():
+    import torch.nn.functional as F
+
     from mapflow_utils.train_smol import SmolBatches, SmolStageConfig, sparse_loss
 
     ad = fresh()
-    cfg = SmolStageConfig(stage="smol-videollm", batch_size=2)
+    cfg = SmolStageConfig(stage="smol-videollm", batch_size=3)
     batch = SmolBatches(ad.processor, cfg, smol.tokens_per_frame()).batch(3)
     with torch.no_grad():
-        full = ad.model(**batch).loss
-        ours = sparse_loss(ad.model, batch)
-    assert abs(full.item() - ours.item()) <= 1e-4
+        out = ad.model(**batch)
+        tokens = sparse_loss(ad.model, batch, per_sample=False)
+        samples = sparse_loss(ad.model, batch)
+    assert abs(out.loss.item() - tokens.item()) <= 1e-4
+    y = batch["labels"][:, 1:]
+    each = [F.cross_entropy(out.logits[i, :-1][y[i] != -100], y[i][y[i] != -100]) for i in range(3)]
+    assert abs(torch.stack(each).mean().item() - samples.item()) <= 1e-4
+    assert abs(samples.item() - tokens.item()) > 1e-3, "equal weights would make the test vacuous"
 
 
 def test_knockout_is_exact_on_smollm2():
