@@ -69,8 +69,8 @@ class SmolStageConfig(StageConfig):
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
 STAGE_DEFAULTS: dict[str, dict] = {
     "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
-    "smol-imagellm": {"steps": 250, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0},
-    "smol-videollm": {"steps": 400, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 120.0},
+    "smol-imagellm": {"steps": 200, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0},
+    "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0},
 }
 
 
