@@ -5,8 +5,10 @@ Three stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps
 * ``smol-align`` — LLaVA stage 1: image captions; only the projector trains (the vision tower comes from the tiny
   ImageLLM, SmolLM2 is frozen).
 * ``smol-imagellm`` — LLaVA stage 2 (the **ImageLLM**): image QA (letter format with shuffled options, some
-  content format) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every attention and MLP projection),
-  projector and vision tower train.
+  content format; in ``described_share`` of them the image's caption is also written before the question, as
+  LLaVA's detailed-description data, so that matching an option's text to its letter can be learned from text
+  while perception is still weak) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every attention and MLP
+  projection), projector and vision tower train.
 * ``smol-videollm`` — the **Video-FT**, from the ImageLLM: the five tasks (letter / content), video captions and some
   image batches; the same LoRA, projector and tower keep training.
 
@@ -57,6 +59,7 @@ class SmolStageConfig(StageConfig):
     caption_share: float = 0.25
     image_share: float = 0.1
     letter_share: float = 0.75  # of QA items: letter format (the rest: content format)
+    described_share: float = 0.3  # of image QA items: the image's caption also written in the question
     lora_r: int = 16
     lora_alpha: int = 32
     save_every: int = 10
@@ -69,8 +72,10 @@ class SmolStageConfig(StageConfig):
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
 STAGE_DEFAULTS: dict[str, dict] = {
     "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
-    "smol-imagellm": {"steps": 200, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0},
-    "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0},
+    "smol-imagellm": {"steps": 200, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0,
+                      "caption_share": 0.15, "letter_share": 0.85, "described_share": 0.5},
+    "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0,
+                      "letter_share": 0.85, "described_share": 0.5},
 }
 
 
@@ -90,6 +95,8 @@ class SmolBatches(Batches):
         if caption:
             return s.image[None], _caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
         q, cands, a = s.qa[rng.randrange(len(s.qa))]
+        if rng.random() < self.cfg.described_share:  # the facts in text too: letter binding learnable from text
+            q = f"The image shows: {s.caption} {q}"
         return (s.image[None], *self._qa(rng, q, cands, a))
 
     def _video_item(self, rng: random.Random, index: int, caption: bool):
