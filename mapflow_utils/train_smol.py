@@ -331,7 +331,7 @@ def _pieces_dir(model_dir: Path, key: str) -> Path:
     return paths.ROOT / "runs" / "cards" / model_dir.name / key
 
 
-def evaluate_card(model_dir: str | Path, controls_per_task: int = 40, images: int = 100, content_per_task: int = 40,
+def evaluate_card(model_dir: str | Path, controls_per_task: int = 20, images: int = 50, content_per_task: int = 40,
                   fresh_per_task: int = 100, per_task: int | None = None, only: tuple[str, ...] | None = None,
                   log=print) -> dict | None:
     """Everything a SmolLM2 model card reports, as ``eval.json`` (letter format at the top level, the layout of the
