@@ -60,6 +60,8 @@ def model_rows(model_dirs: dict) -> list[list[Any]]:
     import json
     from pathlib import Path
 
+    from . import smol
+
     rows = []
     for label, d in model_dirs.items():
         d = Path(d)
@@ -69,7 +71,10 @@ def model_rows(model_dirs: dict) -> list[list[Any]]:
         t, v = cfg["text_config"], cfg["vision_config"]
         steps = " + ".join(str(m["steps_done"]) for m in metas) or "?"
         minutes = sum(m["wall_minutes"] for m in metas) if metas else float("nan")
-        params = metas[-1]["parameters"] / 1e6 if metas else float("nan")
+        if smol.is_parts(d):
+            params = smol.parameter_count(d) / 1e6
+        else:
+            params = metas[-1]["parameters"] / 1e6 if metas else float("nan")
         rows.append([label, f"{params:.2f} M", f"{t['num_hidden_layers']} x {t['hidden_size']}",
                      (v["image_size"] // v["patch_size"] // 2) ** 2, steps, f"{minutes:.0f}"])
     return rows

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import backbone, paths
@@ -164,6 +165,22 @@ def save_parts(model, processor, out: str | Path, lora=None, meta: dict | None =
             "adapter": ADAPTER_DIR if lora is not None else None, **(meta or {})}
     (out / PARTS_FILE).write_text(json.dumps(info, indent=1) + "\n")
     return out
+
+
+def parameter_count(folder: str | Path) -> int:
+    """Parameters of the assembled model of a parts folder (base text model with the added token rows, vision
+    tower, projector; the LoRA weights are merged into the base's, so they add none), read from file headers."""
+    from safetensors import safe_open
+
+    def count(path) -> int:
+        with safe_open(str(path), "pt") as f:
+            return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+
+    folder = Path(folder)
+    cfg = json.loads((folder / "config.json").read_text())["text_config"]
+    base = Path(backbone.base_folder())
+    added = (cfg["vocab_size"] - json.loads((base / "config.json").read_text())["vocab_size"]) * cfg["hidden_size"]
+    return count(base / "model.safetensors") + added + count(folder / VISION_FILE)
 
 
 def is_parts(folder: str | Path) -> bool:

@@ -122,6 +122,7 @@ def test_parts_round_trip_merges_lora(tmp_path):
     smol.save_parts(wrapped.get_base_model(), processor, tmp_path / "m", lora=wrapped)
     _, _, ad = models.load(tmp_path / "m")
     assert not [n for n, _ in ad.model.named_parameters() if "lora" in n]  # merged: a plain Llama
+    assert smol.parameter_count(tmp_path / "m") == sum(p.numel() for p in ad.model.parameters())
     with torch.no_grad():
         got = ad.model(**prep.inputs).logits[0, -1]
     assert (got - want).abs().max() <= 1e-3
