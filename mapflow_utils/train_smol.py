@@ -211,6 +211,19 @@ def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = Tru
     return round(hits / n, 4)
 
 
+#: A file in a run folder whose content (an integer) sets the run's torch threads from the next logged step on:
+#: one while you work on the other core, two when the machine is idle. Changes are logged; a different thread
+#: count changes the order of float reductions, so a run is bitwise reproducible for the same thread schedule.
+THREADS_FILE = "threads"
+
+
+def _threads_wanted(out: Path) -> int | None:
+    try:
+        return max(1, int((out / THREADS_FILE).read_text().strip()))
+    except (OSError, ValueError):
+        return None
+
+
 def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None = None, log=print) -> Path:
     """Train one SmolLM2 stage into ``out`` (resuming from ``out/checkpoint.pt``); the result is saved as parts in
     ``out/model``, with ``out/log.jsonl`` and ``out/train.json``."""
@@ -265,6 +278,10 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
         step += 1
         if step % cfg.log_every == 0:
             rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2)}
+            threads = _threads_wanted(out)
+            if threads and threads != torch.get_num_threads():  # "two threads when idle" (see THREADS_FILE)
+                torch.set_num_threads(threads)
+                rec["threads"] = threads
             rec.update({f"loss_{k}": round(float(np.mean(v)), 4) for k, v in running.items() if v})
             running = {"image": [], "video": []}
             write(rec)
