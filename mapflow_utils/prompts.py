@@ -29,6 +29,9 @@ SYSTEM_PROMPT = (
 )
 INSTRUCTION = "Only give the best option."
 LETTER_PREFIX = "Best option:("
+#: A tokenizer may carry its model's own letter prefix as ``init_kwargs["mapflow_letter_prefix"]`` (saved in its
+#: tokenizer_config.json); see :func:`letter_prefix`.
+LETTER_PREFIX_KEY = "mapflow_letter_prefix"
 CONTENT_PREFIX = "Best option:"
 
 #: Sentence stems for the ``open`` format (App. C), per synthetic task; ``{color}`` is taken from the question.
@@ -117,6 +120,14 @@ def shared_space(tokenizer, text: str, answers: Sequence[str]) -> str:
     return space if space and space.isspace() and all(a.startswith(space) for a in answers) else ""
 
 
+def letter_prefix(processor) -> str:
+    """The assistant prefill of the letter format: the paper's ``Best option:(`` unless the model's tokenizer names
+    its own (the SmolLM2 pair, whose BPE merges ``:(`` into an emoticon token, uses ``Best option:`` + newline +
+    ``(``, which ends with the same ``(`` token that precedes every option's letter)."""
+    tok = getattr(processor, "tokenizer", None)
+    return (getattr(tok, "init_kwargs", None) or {}).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
+
+
 def build_prompt(processor, question: str, candidates: Sequence[str], answer_format: AnswerFormat = "letter",
                  task: str = "", system_prompt: str | None = SYSTEM_PROMPT) -> Prompt:
     """Render the prompt with ``processor.apply_chat_template`` (the model's real chat template).
@@ -130,7 +141,7 @@ def build_prompt(processor, question: str, candidates: Sequence[str], answer_for
     messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
     rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     if answer_format == "letter":
-        prefix, answers = LETTER_PREFIX, tuple(_letters(len(candidates)))
+        prefix, answers = letter_prefix(processor), tuple(_letters(len(candidates)))
     elif answer_format == "content":
         prefix, answers = CONTENT_PREFIX, tuple(" " + c for c in candidates)
     else:

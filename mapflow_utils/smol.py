@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from . import backbone, paths
+from .prompts import LETTER_PREFIX_KEY
 from .tiny import TinyConfig, build_processor
 
 #: ChatML as SmolLM2 writes it, with typed contents: ``<video>``/``<image>`` placeholders first in the user turn.
@@ -47,6 +48,10 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+#: The letter format's prefill for this pair. SmolLM2's BPE writes the paper's ``Best option:(`` with an emoticon
+#: token ``:(``; this one ends with the ``(`` token that precedes every option's letter (``\n(A) …``). Letters stayed
+#: at chance for 150-200 image-QA steps with the paper's string (three recipes).
+LETTER_PREFIX = "Best option:\n("
 #: Vision side: the tiny model's tower sizes (its weights initialise ours) and 2×2 pooling.
 VISION = TinyConfig()
 POOL_STRIDE = 2
@@ -68,7 +73,8 @@ def build_tokenizer(base: str | None = None):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(backbone.base_folder(base),
-                                        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"})
+                                        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+                                        **{LETTER_PREFIX_KEY: LETTER_PREFIX})
     tok.chat_template = CHAT_TEMPLATE
     tok.padding_side = "left"
     return tok

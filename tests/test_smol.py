@@ -89,7 +89,11 @@ def test_prompt_is_chatml_with_the_mvbench_system_prompt():
     prep = prepared()
     text = prep.prompt.text
     assert text.startswith("<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n<|im_start|>user\n<video>\n")
-    assert text.endswith("<|im_start|>assistant\nBest option:(")
+    assert text.endswith("<|im_start|>assistant\nBest option:\n(")  # smol.LETTER_PREFIX
+    tok = fresh().tokenizer
+    last = tok(text, add_special_tokens=False)["input_ids"][-1]
+    options = tok(prep.prompt.options[0], add_special_tokens=False)["input_ids"]
+    assert options[0] == last  # the prefill ends with the token before every option's letter
     tok = fresh().tokenizer
     assert [tok.decode([i]) for i in prep.answer_ids] == list(prep.prompt.answers)
 
