@@ -76,7 +76,7 @@ STAGE_DEFAULTS: dict[str, dict] = {
     "smol-imagellm": {"steps": 200, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0,
                       "caption_share": 0.15, "letter_share": 0.85, "described_share": 0.5},
     "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0,
-                      "letter_share": 0.85, "described_share": 0.5},
+                      "letter_share": 0.5, "described_share": 0.5},
 }
 
 
