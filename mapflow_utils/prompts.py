@@ -2,7 +2,8 @@
 
 * ``letter`` — the paper's evaluation format (MVBench-style system prompt; ``Question: …``, ``Options:`` with
   ``(A) text`` lines, ``Only give the best option.``; the assistant turn is prefilled with ``Best option:(`` and the
-  answer is the option's letter token).
+  answer is the option's letter token). A model's tokenizer may name its own prefill (:func:`letter_prefix`; the
+  SmolLM2 pair ends it with a newline and ``(``).
 * ``content`` — the same prompt with the options listed without letters; the assistant turn is prefilled with
   ``Best option:`` and the answer is the option's own text, scored on its first token, which must differ between
   the options. Matching an answer to its option letter is an ability that emerges only with scale; our tiny models
