@@ -491,6 +491,9 @@ def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evalua
     cfg = json.loads((model_dir / "config.json").read_text())
     text, vision = cfg["text_config"], cfg["vision_config"]
     per_frame = smol.tokens_per_frame()
+    from .prompts import LETTER_PREFIX, LETTER_PREFIX_KEY
+
+    prefix = json.loads((model_dir / "tokenizer_config.json").read_text()).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
     lines = [f"# {title}", "", role, "",
              "**Architecture** (`LlavaNextVideoForConditionalGeneration`, the paper's main family): SmolLM2-135M-"
              f"Instruct as the text model ({text['num_hidden_layers']} layers × {text['hidden_size']}, "
@@ -527,7 +530,8 @@ def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evalua
               "![loss](loss.png)", "", "![letter accuracy while training](curve.png)", "",
               "## Accuracy on the held-out synthetic split", "",
               "`data/synthetic` (seed 1000, never seen in training; 100 questions per task) in the paper's **letter** "
-              "format (MVBench system prompt, `Best option:(`; prediction = the most probable option letter). "
+              f"format (MVBench system prompt, prefill {json.dumps(prefix)}; prediction = the most probable option "
+              "letter). "
               f"Controls on {evaluation['controls_per_task']} seeded questions per task: one frame repeated 8 times "
               "(first/last sampled frame — black by construction —, first/last content frame, a random content "
               "frame) or the 8 frames shuffled. `content`: the same questions with the options' own text as the "
