@@ -130,16 +130,18 @@ def letter_prefix(processor) -> str:
 
 
 def build_prompt(processor, question: str, candidates: Sequence[str], answer_format: AnswerFormat = "letter",
-                 task: str = "", system_prompt: str | None = SYSTEM_PROMPT) -> Prompt:
+                 task: str = "", system_prompt: str | None = SYSTEM_PROMPT, media: str | None = "video") -> Prompt:
     """Render the prompt with ``processor.apply_chat_template`` (the model's real chat template).
 
     ``task`` picks the sentence stem of the ``open`` format. ``system_prompt=None`` leaves the system turn out.
+    ``media=None`` leaves the video placeholder out (text-only questions, as in the SmolLM2 MCQ warm-up stage).
     """
     text, options = user_text(question, candidates, answer_format)
     messages = []
     if system_prompt:
         messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]})
-    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]})
+    content = ([{"type": media}] if media else []) + [{"type": "text", "text": text}]
+    messages.append({"role": "user", "content": content})
     rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     if answer_format == "letter":
         prefix, answers = letter_prefix(processor), tuple(_letters(len(candidates)))

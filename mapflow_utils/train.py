@@ -76,8 +76,8 @@ def _caption_prompt(processor, instruction: str) -> str:
 
 
 def encode(processor, prompt_text: str, target: str, n_video_tokens: int) -> tuple[list[int], list[int]]:
-    """Token ids of ``prompt_text + target + eos`` with the video placeholder expanded, and labels (-100 on the
-    prompt)."""
+    """Token ids of ``prompt_text + target + eos`` with the video placeholder (if any) expanded, and labels (-100 on
+    the prompt)."""
     tok = processor.tokenizer
     vid = tok.convert_tokens_to_ids(tok.video_token)
     p = tok(prompt_text, add_special_tokens=False)["input_ids"]
@@ -86,6 +86,8 @@ def encode(processor, prompt_text: str, target: str, n_video_tokens: int) -> tup
         full = p + tok(target, add_special_tokens=False)["input_ids"]
     full = full + [tok.eos_token_id]
     labels = [-100] * len(p) + full[len(p):]
+    if vid not in full:  # a text-only item
+        return full, labels
     i = full.index(vid)
     ids = full[:i] + [vid] * n_video_tokens + full[i + 1:]
     labels = labels[:i] + [-100] * n_video_tokens + labels[i + 1:]
@@ -171,9 +173,11 @@ class Batches:
         return self._collate(items)
 
     def _collate(self, items) -> dict:
-        """``(frames [T, H, W, 3], prompt text, target)`` items → a right-padded training batch."""
-        frames = torch.stack([pixels(f) for f, _, _ in items])
-        encoded = [encode(self.proc, t, y, frames.shape[1] * self.tpf) for _, t, y in items]
+        """``(frames [T, H, W, 3] or None, prompt text, target)`` items → a right-padded training batch (text-only
+        when every item's frames are None: ``pixel_values_videos`` is then None)."""
+        frames = None if all(f is None for f, _, _ in items) else torch.stack([pixels(f) for f, _, _ in items])
+        n_video = 0 if frames is None else frames.shape[1] * self.tpf
+        encoded = [encode(self.proc, t, y, n_video) for _, t, y in items]
         n = max(len(ids) for ids, _ in encoded)
         pad = self.proc.tokenizer.pad_token_id
         input_ids = torch.full((len(items), n), pad)

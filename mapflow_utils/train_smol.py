@@ -39,7 +39,7 @@ from . import paths, smol
 from .prompts import build_prompt
 from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, _caption_prompt, pixels
 
-STAGES = ("smol-align", "smol-imagellm", "smol-videollm")
+STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
 #: Default run folders and the stage each one starts from.
 PREVIOUS = {"smol-imagellm": "smol-align", "smol-videollm": "smol-imagellm"}
 
@@ -73,6 +73,7 @@ class SmolStageConfig(StageConfig):
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
 STAGE_DEFAULTS: dict[str, dict] = {
     "smol-align": {"steps": 150, "batch_size": 16, "lr": 1e-3, "minutes": 30.0},
+    "smol-mcq": {"steps": 200, "batch_size": 8, "lora_lr": 5e-4, "minutes": 30.0, "eval_every": 25, "eval_n": 60},
     "smol-imagellm": {"steps": 200, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 45.0,
                       "caption_share": 0.15, "letter_share": 0.85, "described_share": 0.5},
     "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0,
@@ -111,7 +112,14 @@ class SmolBatches(Batches):
             return clip.frames[idx], _caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
         return (clip.frames[idx], *self._qa(rng, clip.question, clip.candidates, clip.answer, task))
 
+    def _text_item(self, rng: random.Random, index: int):
+        """A text-only letter question whose facts are written out (a clip's or an image's caption): the MCQ
+        warm-up's item. Frames are None."""
+        return (None, *text_question(self.proc, self.cfg.seed, index, rng)[:2])
+
     def kind(self, step: int) -> str:
+        if self.cfg.stage == "smol-mcq":
+            return "text"
         if self.cfg.stage in ("smol-align", "smol-imagellm"):
             return "image"
         return "image" if random.Random(f"{self.cfg.seed}/kind/{step}").random() < self.cfg.image_share else "video"
@@ -121,7 +129,49 @@ class SmolBatches(Batches):
             rng = random.Random(f"{self.cfg.seed}/{self.cfg.stage}/{step}")
             items = [self._image_item(rng, step * self.cfg.batch_size + j, True) for j in range(self.cfg.batch_size)]
             return self._collate(items)
+        if self.cfg.stage == "smol-mcq":
+            rng = random.Random(f"{self.cfg.seed}/{self.cfg.stage}/{step}")
+            return self._collate([self._text_item(rng, step * self.cfg.batch_size + j)
+                                  for j in range(self.cfg.batch_size)])
         return super().batch(step)
+
+
+def text_question(processor, seed: int, index: int, rng: random.Random) -> tuple[str, str, int]:
+    """``(prompt text, letter, number of options)`` of a text-only multiple-choice question in the letter format: half of them a
+    clip's caption and one of the five tasks' questions, half an image's caption and one of its questions, the
+    facts written before the question as ``The video shows: …`` (or image). Options in the data's shuffled order."""
+    from .data import PAPER_TASKS
+    from .synthetic import SynthConfig, generate_clip, image_sample
+
+    cfg = SynthConfig()
+    if rng.random() < 0.5:
+        task = PAPER_TASKS[rng.randrange(len(PAPER_TASKS))]
+        c = generate_clip(task, seed, index, cfg)
+        facts, q, cands, a = f"The video shows: {c.caption}", c.question, c.candidates, c.answer
+    else:
+        s = image_sample(seed, index, cfg)
+        q, cands, a = s.qa[rng.randrange(len(s.qa))]
+        facts = f"The image shows: {s.caption}"
+    p = build_prompt(processor, f"{facts} {q}", cands, "letter", media=None)
+    return p.text, p.answers[list(cands).index(a)], len(cands)
+
+
+def text_letter_accuracy(inner, processor, n: int, seed: int = 999) -> float:
+    """Held-out accuracy of :func:`text_question` items (argmax over the valid letters at the last position)."""
+    tok = processor.tokenizer
+    rng, hits = random.Random(f"{seed}/text-eval"), 0
+    was = inner.training
+    inner.eval()
+    with torch.no_grad():
+        for i in range(n):
+            text, letter, n_opts = text_question(processor, seed, i, rng)
+            ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+            logits = inner(input_ids=ids).logits[0, -1]
+            letters = [chr(65 + k) for k in range(n_opts)]
+            cand = [tok.convert_tokens_to_ids(x) for x in letters]
+            hits += letters[int(logits[cand].argmax())] == letter
+    inner.train(was)
+    return round(hits / n, 4)
 
 
 def sparse_loss(model, batch: dict, per_sample: bool = True) -> torch.Tensor:
@@ -162,18 +212,21 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
     if cfg.stage == "smol-align":
         model, processor = smol.new_model(seed=cfg.seed) if init is None else smol.load_parts(init)
         wrapped = None
-    elif cfg.stage == "smol-imagellm":
+    elif cfg.stage in ("smol-mcq", "smol-imagellm") and not _has_adapter(init):
         model, processor = smol.load_parts(init)
         torch.manual_seed(cfg.seed)
         wrapped = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                                    target_modules=smol.LORA_TARGETS, bias="none"))
-    else:
+    else:  # from a stage with a LoRA: the same adapter keeps training
         wrapped, processor = smol.load_parts(init, merge=False)
     inner = wrapped.get_base_model() if wrapped is not None else model
     for p in inner.parameters():
         p.requires_grad_(False)
-    groups = [{"params": list(inner.model.multi_modal_projector.parameters()), "lr": cfg.lr}]
-    if wrapped is not None:
+    if cfg.stage == "smol-mcq":  # text only: the LoRA alone
+        groups = [{"params": [p for n, p in inner.named_parameters() if "lora_" in n], "lr": cfg.lora_lr}]
+    else:
+        groups = [{"params": list(inner.model.multi_modal_projector.parameters()), "lr": cfg.lr}]
+    if wrapped is not None and cfg.stage != "smol-mcq":
         lora = [p for n, p in inner.named_parameters() if "lora_" in n]
         groups += [{"params": lora, "lr": cfg.lora_lr},
                    {"params": list(inner.model.vision_tower.parameters()), "lr": cfg.vision_lr}]
@@ -182,6 +235,21 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
         for p in g["params"]:
             p.requires_grad_(True)
     return wrapped, inner, processor, groups
+
+
+def _has_adapter(folder) -> bool:
+    try:
+        return bool(json.loads((Path(folder) / smol.PARTS_FILE).read_text()).get("adapter"))
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
+    """The stage's held-out letter accuracy record: text questions for the MCQ warm-up, else video (Video-FT) or
+    image questions."""
+    if cfg.stage == "smol-mcq":
+        return {"text_letter_accuracy": text_letter_accuracy(inner, processor, cfg.eval_n)}
+    return {"letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm")}
 
 
 def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = True) -> float:
@@ -259,11 +327,9 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
         Path(str(ckpt) + ".tmp").replace(ckpt)
 
     inner.train()
-    video = cfg.stage == "smol-videollm"
-    running: dict[str, list] = {"image": [], "video": []}
+    running: dict[str, list] = {"image": [], "video": [], "text": []}
     if step == 0 and cfg.stage != "smol-align":
-        write({"step": 0, "minutes": 0.0, "letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n,
-                                                                              video=video)})
+        write({"step": 0, "minutes": 0.0, **_held_out(inner, processor, cfg)})
     while step < cfg.steps and (time.perf_counter() - t0) < cfg.minutes * 60:
         batch = batches.batch(step)
         for g in opt.param_groups:
@@ -283,11 +349,11 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
                 torch.set_num_threads(threads)
                 rec["threads"] = threads
             rec.update({f"loss_{k}": round(float(np.mean(v)), 4) for k, v in running.items() if v})
-            running = {"image": [], "video": []}
+            running = {"image": [], "video": [], "text": []}
             write(rec)
         if cfg.stage != "smol-align" and step % cfg.eval_every == 0:
             write({"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2),
-                   "letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=video)})
+                   **_held_out(inner, processor, cfg)})
         if step % cfg.save_every == 0:
             save()
     save()
