@@ -36,7 +36,7 @@ def build(args):
 
     from mapflow_utils import tiny
     from mapflow_utils.data import load_tvbench
-    from mapflow_utils.experiments import prepare
+    from mapflow_utils.evaluate import prepare
     from mapflow_utils.models import adapter_for
     from mapflow_utils.paths import SYNTHETIC
 
@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--parts", nargs="*", default=["i", "ii", "iii"], help="which measurements to run")
     args = ap.parse_args()
-    from mapflow_utils import knockout as K
+    from mapflow_utils import knockout as K, specs as S
 
     ad, prep = build(args)
     n = ad.num_layers
@@ -141,11 +141,11 @@ def main() -> None:
           f"({len(prep.spans.video)} video); window {args.window}; device {args.device}; "
           f"threads {torch.get_num_threads()}")
     rows = []
-    for part, name, blocks in [("i", "(i) four flows of Fig. 3", [[K.Block(s, t)] for s, t in FLOWS]),
-                               ("ii", "(ii) cross-frame", [[K.CROSS_FRAME]])]:
+    for part, name, blocks in [("i", "(i) four flows of Fig. 3", [[S.Block(s, t)] for s, t in FLOWS]),
+                               ("ii", "(ii) cross-frame", [[S.CROSS_FRAME]])]:
         if part not in args.parts:
             continue
-        specs = [spec for b in blocks for spec in K.sweep_specs(b, args.window, n)]
+        specs = [spec for b in blocks for spec in S.sweep_specs(b, args.window, n)]
         ref, t_ref = timed(lambda: paper_loop(ad, prep, specs))
         eng, t_eng = timed(lambda: K.run_sweep(ad, prep.clean, prep.spans, specs, prep.answer_ids,
                                                batch_size=args.batch_size))

@@ -37,7 +37,7 @@ def main() -> None:
 
     from pathlib import Path
 
-    from mapflow_utils import experiments as E, knockout as K, models, paths, reference, smol
+    from mapflow_utils import evaluate, experiments as E, knockout as K, models, paths, reference, smol, specs as S
     from mapflow_utils.data import load_tvbench
 
     if Path(args.model).exists():
@@ -47,13 +47,13 @@ def main() -> None:
         ad = models.adapter_for(*smol.new_model())
         name = "fresh SmolLM2 VideoLLM (untrained projector)"
     n = ad.num_layers
-    specs = [s for blocks in E.FLOWS.values() for s in K.sweep_specs(blocks, args.window, n)]
-    cross = K.sweep_specs([K.CROSS_FRAME], args.window, n)
+    specs = [s for blocks in E.FLOWS.values() for s in S.sweep_specs(blocks, args.window, n)]
+    cross = S.sweep_specs([S.CROSS_FRAME], args.window, n)
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=1, seed=0)[: args.questions]
     rows = []
     for s in ds:
         t0 = time.perf_counter()
-        prep = E.prepare(ad, s, "letter")
+        prep = evaluate.prepare(ad, s, "letter")
         t1 = time.perf_counter()
         with torch.no_grad():
             K.run_sweep(ad, prep.clean, prep.spans, specs, prep.answer_ids)

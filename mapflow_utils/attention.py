@@ -21,15 +21,12 @@ def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], l
     With ``spec`` the maps are taken under that knockout (e.g. cross-frame blocked), otherwise in the clean run.
     ``layers`` default: all text layers.
     """
-    K.enable(adapter.model)
     layers = list(range(adapter.num_layers)) if layers is None else list(layers)
     rows_t = torch.as_tensor(list(rows), dtype=torch.long)
     capture = {"rows": rows_t, "layers": set(layers), "out": {}}
-    plan = K.single_plan(spec, spans, capture=capture, device=clean.embeds.device)
-    with K._plan(plan):
+    with K.applied(adapter, spec, spans, capture=capture):
         adapter.language_model(inputs_embeds=clean.embeds, position_ids=clean.position_ids, use_cache=False,
                                **clean.lm_kwargs)
-    K._check_calls(plan, adapter.num_layers, 1)
     return torch.stack([capture["out"][l][0] for l in layers])
 
 

@@ -20,7 +20,8 @@ import torch
 _FINGERPRINTS: dict[int, str] = {}
 
 
-def _h(*parts: Any) -> str:
+def fingerprint(*parts: Any) -> str:
+    """A short hash of JSON-able parts (bytes as they are): cache keys."""
     h = hashlib.blake2b(digest_size=12)
     for p in parts:
         h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
@@ -45,7 +46,7 @@ def model_fingerprint(adapter) -> str:
     src = Path(str(getattr(adapter.model, "name_or_path", "") or ""))
     files = sorted(src.glob("*.safetensors")) if src.is_dir() else []
     if files:
-        weights = _h([file_hash(f) for f in files])
+        weights = fingerprint([file_hash(f) for f in files])
     else:
         h = hashlib.blake2b(digest_size=12)
         for name, t in sorted(adapter.model.state_dict().items()):
@@ -54,10 +55,10 @@ def model_fingerprint(adapter) -> str:
         weights = h.hexdigest()
     proc = adapter.processor
     tok = proc.tokenizer
-    processor = _h(proc.to_json_string() if hasattr(proc, "to_json_string") else repr(proc),
+    processor = fingerprint(proc.to_json_string() if hasattr(proc, "to_json_string") else repr(proc),
                    tok.backend_tokenizer.to_str() if hasattr(tok, "backend_tokenizer") else repr(tok.get_vocab()),
                    tok.chat_template or "")
-    _FINGERPRINTS[key] = _h(weights, processor)
+    _FINGERPRINTS[key] = fingerprint(weights, processor)
     return _FINGERPRINTS[key]
 
 
@@ -71,7 +72,7 @@ def versions() -> dict[str, str]:
 
 def sample_fingerprint(sample) -> str:
     """Hash of a sample's record (question, options, answer, window) and of its video file."""
-    return _h(sample.question, list(sample.candidates), sample.answer, sample.start, sample.end,
+    return fingerprint(sample.question, list(sample.candidates), sample.answer, sample.start, sample.end,
               file_hash(sample.video_path))
 
 
@@ -80,7 +81,7 @@ class ResultCache:
 
     def __init__(self, root: str | Path | None, experiment: str, adapter, params: dict):
         self.root = None if root is None else Path(root)
-        self.key = _h(experiment, model_fingerprint(adapter), params, versions())
+        self.key = fingerprint(experiment, model_fingerprint(adapter), params, versions())
         self.meta = {"experiment": experiment, "params": params, "versions": versions()}
 
     def _path(self, sample) -> Path:

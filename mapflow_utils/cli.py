@@ -154,55 +154,6 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     return index
 
 
-def evaluate(model: str, data: str | None = None, answer_format: str = "content", n_per_task: int | None = None,
-             controls: bool = False, images: int = 0) -> dict:
-    """Print (and return) accuracy per task, overall, and optionally the frame controls and image QA."""
-    from . import experiments as E
-    from .data import load_tvbench
-    from .models import load
-
-    _, _, adapter = load(model)
-    ds = load_tvbench(paths.data_dir(data), n_per_task=n_per_task)
-    modes = E.FRAME_MODES if controls else ("all",)
-    hits: dict = {}
-    table = {m: E.accuracy(adapter, ds, answer_format, mode=m, progress=True, hits=hits if m == "all" else None)
-             for m in modes}
-    tasks = list(table["all"])
-    print(f"{'frames':<15}" + "".join(f"{t[:16]:>18}" for t in tasks) + f"{'mean':>8}")
-    for m, res in table.items():
-        accs = [100 * res[t][0] / res[t][1] for t in tasks]
-        print(f"{m:<15}" + "".join(f"{a:>17.1f}%" for a in accs) + f"{sum(accs) / len(accs):>7.1f}%")
-    if images:
-        img = E.image_accuracy(adapter, n=images, progress=True)
-        print("image QA: " + ", ".join(f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()))
-        table["image_qa"] = img
-    table["hits"] = hits
-    return table
-
-
-def mechanism(model: str, n_per_task: int, window: int) -> str:
-    """A first look at the mechanism for a model card: every flow's knockout sweep and the option lens."""
-
-    from . import book, experiments
-    from .data import load_tvbench
-    from .models import load
-
-    _, _, adapter = load(model)
-    ds = load_tvbench(paths.SYNTHETIC, n_per_task=n_per_task, seed=0)
-    sweep = experiments.knockout_sweep(adapter, ds, list(experiments.FLOWS), window, "content", progress=True)
-    probs = experiments.option_probabilities(adapter, ds, "content")
-    true, false = probs["true"].mean(0), probs["false"].mean(0)
-    lens = ", ".join(f"{i + 1}: {100 * t:.0f}/{100 * f:.0f}" for i, (t, f) in enumerate(zip(true, false)))
-    return "\n".join([
-        "## A first look at the mechanism", "",
-        f"Knockout sweeps (window {window} of {adapter.num_layers} layers, centred; %change of the predicted "
-        f"answer's probability, baseline-correct questions among {n_per_task} per task of the held-out split; "
-        "engine: `mapflow_utils.knockout`):", "",
-        book.markdown_table(book.mechanism_rows(sweep), book.MECHANISM_HEADERS), "",
-        "Layerwise probability (%) of the true / false options at the last position (standard logit lens), "
-        f"layer: true/false — {lens}.", ""])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mapflow", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -279,28 +230,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         params.update({k: v for k, v in args.raw})
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":
+        from .cards import evaluate
         from .models import answer_format
 
         evaluate(args.model, args.data, args.format or answer_format(args.model), args.n_per_task, args.controls,
                  args.images)
     elif args.cmd == "card":
-        from . import smol
-        from .train import write_card
+        from . import cards, smol
 
         if smol.is_parts(args.model):
-            from . import train_smol
-
-            ev = train_smol.evaluate_card(args.model, images=args.images, only=args.only)
+            ev = cards.evaluate_card(args.model, images=args.images, only=args.only)
             if ev is None:
-                print(f"computed {args.only}; the card is written once every piece of "
-                      f"{train_smol.CARD_PIECES} is there")
+                print(f"computed {args.only}; the card is written once every piece of {cards.CARD_PIECES} is there")
                 return 0
-            print(train_smol.write_card(args.model, args.runs, args.title, ev, train_smol.role(args.model)))
+            print(cards.write_smol_card(args.model, args.runs, args.title, ev, cards.role(args.model)))
             return 0
 
-        table = evaluate(args.model, controls=True, images=args.images)
-        extra = mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
-        print(write_card(args.model, args.runs, args.title, table, extra))
+        table = cards.evaluate(args.model, controls=True, images=args.images)
+        extra = cards.mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
+        print(cards.write_tiny_card(args.model, args.runs, args.title, table, extra))
     elif args.cmd == "tiny-vlm":
         from .tiny_vlms import save_tiny
 

@@ -1,4 +1,6 @@
-"""The experiments the chapters call: preparing a sample, sweeps, and their aggregation."""
+"""The experiments the chapters call: knockout sweeps, accuracy under knockouts, answer probabilities, the keyword
+lens, attention onto frames, and the §3.5 / App. A-B helpers. Questions are prepared by
+:mod:`mapflow_utils.evaluate`; results are the types of :mod:`mapflow_utils.results`."""
 
 from __future__ import annotations
 
@@ -8,128 +10,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from . import pathways
 from . import prompts as P
-from .data import QASample
-from .knockout import CROSS_FRAME, Block, Clean, clean_run, run_sweep, sweep_specs
-from .spans import Spans, answer_token_ids, find_spans
-
-
-@dataclass
-class Prepared:
-    """One question ready for interventions: processor inputs, prompt, spans, answer tokens and the clean run."""
-
-    sample: QASample
-    prompt: P.Prompt
-    inputs: dict
-    spans: Spans
-    answer_ids: list[int]
-    clean: Clean
-
-    @property
-    def predicted(self) -> int:
-        """Index of the candidate whose answer token the clean run ranks highest."""
-        return int(self.clean.logits[self.answer_ids].argmax())
-
-    @property
-    def correct(self) -> bool:
-        return self.predicted == self.sample.answer_index
-
-
-def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter", num_frames: int = 8,
-            frames: np.ndarray | None = None, system_prompt: str | None = P.SYSTEM_PROMPT) -> Prepared:
-    """Render the prompt, run the processor, locate spans and answer tokens, and do the clean run.
-
-    ``frames`` overrides the decoded video (e.g. the single-frame controls).
-    """
-    name = type(adapter.model).__name__
-    prompt = P.build_prompt(adapter.processor, sample.question, sample.candidates, answer_format, task=sample.task,
-                            system_prompt=system_prompt)
-    video = sample.frames(num_frames) if frames is None else frames
-    inputs = adapter.inputs(video, prompt.text)
-    ids = inputs["input_ids"]
-    spans = find_spans(prompt, ids, adapter.tokenizer, lambda v: adapter.frame_ranges(ids[0], v, len(video)),
-                       sample.answer_index, model_name=name, system_prompt=system_prompt)
-    answers = answer_token_ids(prompt, adapter.tokenizer, model_name=name)
-    return Prepared(sample, prompt, dict(inputs), spans, answers, clean_run(adapter, inputs))
-
-
-def _progress(items, desc: str, on: bool):
-    """``items`` wrapped in a tqdm progress bar when ``on``."""
-    if not on:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc)
-
-
-# ------------------------------------------------------------------------------------------- accuracy
-
-#: Frame controls for :func:`accuracy`: which of the T sampled frames the model sees.
-FRAME_MODES = ("all", "first", "last", "first_content", "last_content", "one_random", "shuffled")
-
-
-def control_frames(frames: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
-    """The frames a control shows, ``[T, H, W, 3]``: one frame repeated T times, or all frames shuffled.
-
-    ``first``/``last`` are the first/last sampled frames (black for the synthetic clips, which fade in and out);
-    ``first_content``/``last_content`` the first/last non-black ones; ``one_random`` a random non-black one.
-    """
-    t = len(frames)
-    content = [i for i in range(t) if frames[i].max() > 0] or list(range(t))
-    pick = {"first": 0, "last": t - 1, "first_content": content[0], "last_content": content[-1]}
-    if mode == "all":
-        return frames
-    if mode in pick:
-        return np.repeat(frames[pick[mode]][None], t, 0)
-    if mode == "one_random":
-        return np.repeat(frames[content[rng.integers(len(content))]][None], t, 0)
-    if mode == "shuffled":
-        return frames[rng.permutation(t)]
-    raise ValueError(f"mode must be one of {FRAME_MODES}, got {mode!r}")
-
-
-def predict(adapter, question: str, candidates, answer_format: P.AnswerFormat, frames: np.ndarray,
-            task: str = "") -> int:
-    """Index of the candidate whose answer's first token the model ranks highest after the prompt."""
-    prompt = P.build_prompt(adapter.processor, question, candidates, answer_format, task=task)
-    ids = answer_token_ids(prompt, adapter.tokenizer, type(adapter.model).__name__)
-    with torch.no_grad():
-        logits = adapter.model(**adapter.inputs(frames, prompt.text)).logits[0, -1]
-    return int(logits[ids].argmax())
-
-
-def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: str = "all", num_frames: int = 8,
-             seed: int = 0, progress: bool = False, hits: dict | None = None) -> dict[str, tuple[int, int]]:
-    """Correct and total per task: ``{task: (correct, n)}`` for the frame control ``mode`` (see FRAME_MODES).
-
-    ``hits``: if given, filled with ``{sample uid: 0 or 1}``.
-    """
-    rng = np.random.default_rng(seed)
-    out: dict[str, list[int]] = {}
-    for s in _progress(samples, f"accuracy ({mode})", progress):
-        frames = control_frames(s.frames(num_frames), mode, rng)
-        hit = predict(adapter, s.question, s.candidates, answer_format, frames, s.task) == s.answer_index
-        if hits is not None:
-            hits[s.uid] = int(hit)
-        c = out.setdefault(s.task, [0, 0])
-        c[0] += hit
-        c[1] += 1
-    return {k: (v[0], v[1]) for k, v in out.items()}
-
-
-def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False,
-                   answer_format: P.AnswerFormat = "content") -> dict[str, tuple[int, int]]:
-    """Image-QA accuracy on held-out synthetic images (one-frame videos), per question kind."""
-    from .synthetic import image_sample
-
-    kinds = ("scene", "color", "position", "count")
-    out = {k: [0, 0] for k in kinds}
-    for i in _progress(range(n), "image QA", progress):
-        s = image_sample(seed, i)
-        for kind, (q, cands, a) in zip(kinds, s.qa):
-            out[kind][0] += int(predict(adapter, q, cands, answer_format, s.image[None]) == cands.index(a))
-            out[kind][1] += 1
-    return {k: (v[0], v[1]) for k, v in out.items()}
+from .evaluate import Prepared, prepare, progress_bar
+from .knockout import run_sweep
+from .results import RANGED_OWN, KeyResults, PathwayResult, SweepResult, interval_size, ranges_from_sweep
+from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
@@ -150,45 +36,9 @@ FLOWS: dict[str, tuple[Block, ...]] = {
 }
 
 
-@dataclass
-class SweepResult:
-    """%change of the predicted answer's probability per flow, sample and window position.
-
-    ``change[flow]``: float ``[N, n_layers]``; ``tasks``: the task of each of the N samples (baseline-correct only
-    when the sweep was run with ``only_correct``); ``n_seen``: samples tried per task.
-    """
-
-    change: dict[str, np.ndarray]
-    tasks: list[str]
-    n_seen: dict[str, int]
-    window: int
-
-    def correct(self) -> dict[str, list[int]]:
-        """Baseline accuracy per task, ``{task: [correct, seen]}`` (for a sweep run with ``only_correct``)."""
-        return {t: [self.tasks.count(t), n] for t, n in self.n_seen.items()}
-
-    def summary(self, flow: str, task: str | None = None, n_boot: int = 1000, seed: int = 0):
-        """Mean and bootstrap 95% CI per layer: ``(mean [n_layers], lo, hi, N)``."""
-        x = self.change[flow]
-        if task is not None:
-            x = x[[t == task for t in self.tasks]]
-        return bootstrap_mean(x, n_boot, seed) + (len(x),)
-
-
 def scaled_windows(n_layers: int, paper: Sequence[int] = (1, 5, 9, 13), depth: int = 32) -> list[int]:
     """The paper's window sizes (§D.3: 1, 5, 9, 13 of 32 layers) scaled to ``n_layers``, rounded up, at least 1."""
     return sorted({max(1, -(-k * n_layers // depth)) for k in paper})
-
-
-def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
-    """Mean over axis 0 with a percentile bootstrap 95% interval: ``(mean, lo, hi)``, each ``[x.shape[1]]``."""
-    if len(x) == 0:
-        nan = np.full(x.shape[1:], np.nan)
-        return nan, nan, nan
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    boots = x[idx].mean(1)
-    return x.mean(0), np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)
 
 
 def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
@@ -221,7 +71,7 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
 
     change: dict[str, list] = {f: [] for f in flows}
     tasks, seen = [], {}
-    for s in _progress(samples, "knockout sweep", progress):
+    for s in progress_bar(samples, "knockout sweep", progress):
         seen[s.task] = seen.get(s.task, 0) + 1
         r = cache.get_or_compute(s, lambda: compute(s))
         if "change" not in r or (only_correct and not int(r["correct"])):
@@ -262,12 +112,10 @@ def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "cont
 
 def generate(adapter, prep: Prepared, spec=None, max_new_tokens: int = 6) -> str:
     """Greedy continuation of the prompt, in the clean model or under a knockout ``spec`` (Table B's answers)."""
-    from . import knockout as K
+    from .knockout import applied
 
-    K.enable(adapter.model)
     L = prep.spans.length
-    plan = K.single_plan(spec, prep.spans, L + max_new_tokens, device=prep.clean.embeds.device)
-    with torch.no_grad(), K._plan(plan):
+    with torch.no_grad(), applied(adapter, spec, prep.spans, length=L + max_new_tokens, calls=None):
         out = adapter.model.generate(**prep.inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                      pad_token_id=adapter.tokenizer.pad_token_id)
     return adapter.tokenizer.decode(out[0, L:], skip_special_tokens=True).strip()
@@ -278,7 +126,6 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
     """Accuracy over *all* samples (as the paper's Table 2 divides) with each knockout spec and without ("full"):
     ``{label: {task: [correct, n]}}``."""
     from .cache import ResultCache
-    from .knockout import KnockoutSpec
 
     labels = ["full"] + list(specs)
     all_specs = [KnockoutSpec((), ())] + list(specs.values())  # a spec may be a callable of the spans
@@ -399,35 +246,15 @@ def answers_under(adapter, samples_by_task: dict, spec, answer_format: P.AnswerF
 # ------------------------------------------------------------------------------------------ §3.5 helpers
 
 
-@dataclass
-class PathwayResult:
-    """Table 3 (or Table A) for one model and data set.
-
-    ``acc``: ``{label: {task: [correct, n]}}`` for ``full``, ``pathways`` and each random draw; ``random_labels``:
-    the draws' labels; ``edges``: :func:`pathways.edge_counts` on the first question (kept, total) both ways.
-    """
-
-    acc: dict
-    random_labels: list[str]
-    edges: dict[str, tuple[int, int]]
-
-    def kept(self, way: str = "paper") -> float:
-        """Share of edges kept (0-1), ``paper`` (all valid pairs over layers) or ``video_question``."""
-        k, n = self.edges[way]
-        return k / n
-
-
 def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", batch_size: int = 8,
                    num_frames: int = 8, progress: bool = False, results_dir=None):
     """App. E on this model: sweep the ranged flows (and video→last) and apply the interval rule. Returns
     ``(sweep, interval size, Ranges)``: the paper's ranges (video→last blocked everywhere); the "own routes"
-    ranges are ``pathways.ranges_from_sweep(sweep, size, own_routes=True)``."""
-    from . import pathways
-
-    sweep = knockout_sweep(adapter, samples, list(pathways.RANGED_OWN.values()), window, answer_format,
+    ranges are ``results.ranges_from_sweep(sweep, size, own_routes=True)``."""
+    sweep = knockout_sweep(adapter, samples, list(RANGED_OWN.values()), window, answer_format,
                            batch_size=batch_size, num_frames=num_frames, progress=progress, results_dir=results_dir)
-    size = pathways.interval_size(adapter.num_layers)
-    return sweep, size, pathways.ranges_from_sweep(sweep, size)
+    size = interval_size(adapter.num_layers)
+    return sweep, size, ranges_from_sweep(sweep, size)
 
 
 def pathway_accuracy(adapter, samples, ranges, leak: bool = True, n_random: int = 5, seed: int = 0,
@@ -435,8 +262,6 @@ def pathway_accuracy(adapter, samples, ranges, leak: bool = True, n_random: int 
                      results_dir=None) -> PathwayResult:
     """Accuracy with full attention, with the effective pathways only (``pathways.pathway_spec``) and with
     ``n_random`` seeded random-blocking draws of as many edges (seeds ``seed``, ``seed + 1``, …)."""
-    from . import pathways
-
     n = adapter.num_layers
     spec = pathways.pathway_spec(ranges, n, leak=leak)
     randoms = {f"random {k}": pathways.RandomControl(spec, n, seed + k) for k in range(n_random)}
@@ -453,41 +278,19 @@ KEY_FLOWS = ("cross-frame", "video→question", "video→last", "question→last
              "non-option question→last", "true option→last", "false options→last")
 
 
-@dataclass
-class KeyResults:
-    """The key measurements of one (Video-FT, ImageLLM) pair, for comparing models side by side (App. A/B).
-
-    ``sweep``: the Video-FT's sweep over :data:`KEY_FLOWS`; ``image_sweep``: the ImageLLM's cross-frame sweep;
-    ``probs``: :func:`option_probabilities` (standard lens); ``ranges``/``interval``: App. E on ``sweep``;
-    ``pathways``: Table 3.
-    """
-
-    n_layers: int
-    n_parameters: int
-    window: int
-    sweep: SweepResult
-    image_sweep: SweepResult
-    probs: dict
-    interval: int
-    ranges: object
-    pathways: PathwayResult
-
-
 def key_results(video, image, samples, window: int | None = None, answer_format: P.AnswerFormat = "content",
                 leak: bool = True, n_random: int = 5, seed: int = 0, batch_size: int = 8, progress: bool = False,
                 results_dir=None) -> KeyResults:
     """Run the book's key experiments on one pair. ``window=None``: the paper's 9 of 32 layers scaled to the
     Video-FT's depth (:func:`scaled_windows`)."""
-    from . import pathways
-
     n = video.num_layers
     window = window or scaled_windows(n, (9,))[0]
     sweep = knockout_sweep(video, samples, list(KEY_FLOWS), window, answer_format, batch_size=batch_size,
                            progress=progress, results_dir=results_dir)
     image_sweep = knockout_sweep(image, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,
                                  results_dir=results_dir)  # same depth as its Video-FT
-    size = pathways.interval_size(n)
-    ranges = pathways.ranges_from_sweep(sweep, size)
+    size = interval_size(n)
+    ranges = ranges_from_sweep(sweep, size)
     return KeyResults(n, sum(p.numel() for p in video.model.parameters()), window, sweep, image_sweep,
                       option_probabilities(video, samples, answer_format), size, ranges,
                       pathway_accuracy(video, samples, ranges, leak, n_random, seed, answer_format,

@@ -1,8 +1,9 @@
 """Attention Knockout (Geva et al., 2023), exact and fast: one engine for every sweep in the book.
 
-What is blocked is data: a :class:`Block` says that the queries of one span may not attend to the keys of another
-(or, for :data:`CROSS_FRAME`, that each frame's tokens may not attend to earlier frames), and a
-:class:`KnockoutSpec` applies blocks in a set of layers.
+What is blocked is data (:mod:`mapflow_utils.specs`: blocks, specs, blocked pairs); this module applies it. The one
+public entry point for running a model under an intervention is :func:`applied` (a context manager that checks, on
+exit, that every text layer ran through the knockout attention); :func:`clean_run`, :func:`run_specs` and
+:func:`run_sweep` are built on the same plan.
 
 How it is applied: one attention function, registered with transformers' ``AttentionInterface`` **and**
 ``AttentionMaskInterface`` under one name (without the mask registration the padding/causal masks silently become
@@ -34,116 +35,6 @@ import torch
 from .spans import Spans
 
 ATTN_NAME = "mapflow_knockout"
-
-
-# ----------------------------------------------------------------------------------------------- specs
-
-
-@dataclass(frozen=True)
-class Block:
-    """Queries of span ``target`` may not attend to keys of span ``source`` (the paper's "source ↛ target").
-
-    Span names are those of :meth:`Spans.indices`. With ``cross_frame=True`` (``source`` = ``target`` = video) each
-    frame's tokens may not attend to the tokens of earlier frames.
-    """
-
-    source: str
-    target: str
-    cross_frame: bool = False
-
-    def __str__(self) -> str:
-        return "cross-frame" if self.cross_frame else f"{self.source}→{self.target}"
-
-
-#: Each frame's tokens may not attend to earlier frames (the paper's cross-frame knockout).
-CROSS_FRAME = Block("video", "video", cross_frame=True)
-
-
-@dataclass(frozen=True)
-class KnockoutSpec:
-    """Blocks applied in ``layers`` (0-indexed text decoder layers)."""
-
-    blocks: tuple[Block, ...]
-    layers: tuple[int, ...]
-    label: str = ""
-
-    def __post_init__(self):
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        object.__setattr__(self, "layers", tuple(sorted(set(int(l) for l in self.layers))))
-
-    @property
-    def empty(self) -> bool:
-        return not self.blocks or not self.layers
-
-    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
-        """``[(blocked pairs [L, L], layers)]``: what the engine applies (one part; empty when nothing is blocked)."""
-        return [] if self.empty else [(blocked_pairs(self.blocks, spans), self.layers)]
-
-
-@dataclass(frozen=True)
-class UnionSpec:
-    """Several specs at once, each in its own layers (e.g. the effective-pathway mask of §3.5)."""
-
-    specs: tuple[KnockoutSpec, ...]
-    label: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return all(s.empty for s in self.specs)
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        return tuple(sorted({l for s in self.specs for l in s.layers}))
-
-    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
-        return [p for s in self.specs for p in s.parts(spans)]
-
-
-@dataclass(frozen=True, eq=False)
-class PairsSpec:
-    """Explicit blocked (query, key) pairs per layer: ``pairs[layer]`` is bool ``[L, L]`` (e.g. random blocking)."""
-
-    pairs: dict
-    label: str = ""
-
-    @property
-    def empty(self) -> bool:
-        return not any(bool(p.any()) for p in self.pairs.values())
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        return tuple(sorted(l for l, p in self.pairs.items() if p.any()))
-
-    def parts(self, spans: Spans) -> list[tuple[torch.Tensor, tuple[int, ...]]]:
-        return [(p, (l,)) for l, p in sorted(self.pairs.items()) if p.any()]
-
-
-def window(layer: int, k: int, n_layers: int) -> tuple[int, ...]:
-    """The ``k`` layers centred on ``layer``, truncated at both ends (Geva et al.): for k = 9, layer-4 … layer+4."""
-    if not 0 <= layer < n_layers:
-        raise ValueError(f"layer {layer} outside 0..{n_layers - 1}")
-    return tuple(range(max(0, layer - k // 2), min(n_layers, layer + k - k // 2)))
-
-
-def sweep_specs(blocks: Sequence[Block], k: int, n_layers: int, label: str = "") -> list[KnockoutSpec]:
-    """One spec per layer: ``blocks`` in the window of size ``k`` centred on it."""
-    return [KnockoutSpec(tuple(blocks), window(l, k, n_layers), f"{label}@{l}") for l in range(n_layers)]
-
-
-def blocked_pairs(blocks: Iterable[Block], spans: Spans) -> torch.Tensor:
-    """Boolean ``[L, L]`` (query, key): True where attention is blocked. Pure; causal structure not included."""
-    L = spans.length
-    out = torch.zeros(L, L, dtype=torch.bool)
-    for b in blocks:
-        if b.cross_frame:
-            for i, fr in enumerate(spans.frames):
-                for earlier in spans.frames[:i]:
-                    out[fr.start:fr.stop, earlier.start:earlier.stop] = True
-        else:
-            q, k = spans.indices(b.target), spans.indices(b.source)
-            if len(q) and len(k):
-                out[q[:, None], k[None, :]] = True
-    return out
 
 
 # ------------------------------------------------------------------------------------ attention function
@@ -273,6 +164,26 @@ def _plan(plan: _Plan):
         _PLAN.reset(token)
 
 
+@contextlib.contextmanager
+def applied(adapter, spec, spans: Spans, *, length: int | None = None, capture: dict | None = None,
+            calls: int | None = 1):
+    """Run ``adapter``'s model under the knockout ``spec`` (None: no knockout) inside the ``with`` block.
+
+    The one public way to intervene on a forward of your own (``generate``, attention maps): the blocked pairs of
+    ``spec`` over ``spans`` (sequence length ``spans.length``, padded to ``length`` for generated tokens, which
+    nothing blocks) are applied in the spec's layers of a batch-1 forward. ``capture`` (``{"rows": LongTensor[Q],
+    "layers": set, "out": {}}``) collects the attention weights of those query rows (mean over heads) into
+    ``capture["out"][layer]``. On leaving the block, every text layer must have run through the knockout attention
+    ``calls`` times (``None``: the same number of times, at least once, as in generation that may stop early),
+    otherwise a RuntimeError says the model bypassed it.
+    """
+    enable(adapter.model)
+    device = next(adapter.language_model.parameters()).device
+    with _plan(single_plan(spec, spans, length, capture, device=device)) as plan:
+        yield
+    _check_calls(plan, adapter.num_layers, calls)
+
+
 # ------------------------------------------------------------------------------------------ clean run
 
 
@@ -364,8 +275,11 @@ def clean_run(adapter, inputs) -> Clean:
     return Clean(embeds, pos, extra, keys, values, layer_inputs, logits)
 
 
-def _check_calls(plan: _Plan, n_layers: int, expected: int, layers: Iterable[int] | None = None) -> None:
-    layers = range(n_layers) if layers is None else layers
+def _check_calls(plan: _Plan, n_layers: int, expected: int | None, layers: Iterable[int] | None = None) -> None:
+    """Every layer in ``layers`` ran the knockout attention ``expected`` times (None: equally often, at least once)."""
+    layers = list(range(n_layers) if layers is None else layers)
+    if expected is None:
+        expected = max([plan.calls.get(l, 0) for l in layers] + [1])
     bad = {l: plan.calls.get(l, 0) for l in layers if plan.calls.get(l, 0) != expected}
     if bad:
         raise RuntimeError(f"the knockout attention ran {bad} times (layer: calls) instead of {expected} per layer: "

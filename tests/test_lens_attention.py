@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mapflow_utils import knockout as K
+from mapflow_utils import specs as S
 from mapflow_utils import lens, reference
 from mapflow_utils.attention import attention_rows, video_maps
 from test_knockout import ALL, prepared
@@ -47,13 +47,13 @@ def _eager_rows(ad, prep, spec, rows):
 def test_attention_rows_match_full_attention_maps(family):
     ad, prep = prepared(family=family)
     rows = list(prep.spans.non_option)[:3] + [prep.spans.length - 1]
-    for spec in (K.KnockoutSpec((), ()), K.KnockoutSpec((K.CROSS_FRAME, K.Block("video", "question")), (1, 2))):
+    for spec in (S.KnockoutSpec((), ()), S.KnockoutSpec((S.CROSS_FRAME, S.Block("video", "question")), (1, 2))):
         ours = attention_rows(ad, prep.clean, prep.spans, rows, spec=spec)
         ref = _eager_rows(ad, prep, spec, rows)
         assert ours.shape == (ad.num_layers, len(rows), prep.spans.length)
         assert (ours - ref).abs().max() <= 1e-5
-    blocked = attention_rows(ad, prep.clean, prep.spans, rows, layers=[1], spec=K.KnockoutSpec(
-        (K.Block("video", "question"),), (1,)))
+    blocked = attention_rows(ad, prep.clean, prep.spans, rows, layers=[1], spec=S.KnockoutSpec(
+        (S.Block("video", "question"),), (1,)))
     v = prep.spans.video
     assert torch.all(blocked[0, :3, v.start:v.stop] == 0)
     if family == ALL[0]:

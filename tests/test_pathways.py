@@ -4,20 +4,22 @@ import numpy as np
 import torch
 
 from mapflow_utils import knockout as K
+from mapflow_utils import specs as S
 from mapflow_utils import pathways as PW
+from mapflow_utils import results as R
 from mapflow_utils import reference
 from test_knockout import prepared
 
 
 def test_interval_size_and_layer_range():
-    assert PW.interval_size(32) == 5 and PW.interval_size(8) == 1 and PW.interval_size(40) == 6
+    assert R.interval_size(32) == 5 and R.interval_size(8) == 1 and R.interval_size(40) == 6
     # the paper's Table E(b), 7B cross-frame, one value per 5-layer interval, expanded to 32 layers
     paper = [-4.2, -11.1, -6.3, -0.2, 0, -0.2, -0.2]
     curve = np.repeat(paper, 5)[:32]
-    assert PW.layer_range(curve, 5) == (5, 14)  # L6-15, as Table E(a)
+    assert R.layer_range(curve, 5) == (5, 14)  # L6-15, as Table E(a)
     q_last = np.repeat([0.3, -1.2, 4.5, -19.3, -15.1, 0.7, 1.1], 5)[:32]
-    assert PW.layer_range(q_last, 5) == (15, 24)  # L16-25
-    assert PW.layer_range(np.zeros(8), 1) is None
+    assert R.layer_range(q_last, 5) == (15, 24)  # L16-25
+    assert R.layer_range(np.zeros(8), 1) is None
     from mapflow_utils.experiments import scaled_windows
     assert scaled_windows(32) == [1, 5, 9, 13] and scaled_windows(8) == [1, 2, 3, 4]
 
@@ -25,7 +27,7 @@ def test_interval_size_and_layer_range():
 def test_pathway_mask_blocks_what_app_e_says():
     ad, prep = prepared()
     n = ad.num_layers
-    r = PW.Ranges(cross_frame=(0, 1), video_question=(1, 2), question_last=(2, 3))
+    r = R.Ranges(cross_frame=(0, 1), video_question=(1, 2), question_last=(2, 3))
     spec = PW.pathway_spec(r, n)
     per_layer = PW.blocked_by_layer(spec, prep.spans, n)
     sp = prep.spans
@@ -39,31 +41,31 @@ def test_pathway_mask_blocks_what_app_e_says():
     assert not per_layer[0][sp.instruction.start, v]  # the paper's leak: instruction may read the video
     closed = PW.blocked_by_layer(PW.pathway_spec(r, n, leak=False), sp, n)
     assert closed[0][sp.instruction.start, v] and closed[0][sp.instruction.start, q]
-    own = PW.blocked_by_layer(PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3), video_last=(0, 0)), n), sp, n)
+    own = PW.blocked_by_layer(PW.pathway_spec(R.Ranges((0, 1), (1, 2), (2, 3), video_last=(0, 0)), n), sp, n)
     assert not own[0][last, v] and own[1][last, v] and own[0][last, last]  # "own routes": video→last in range
     assert all(torch.equal(own[l], per_layer[l]) for l in range(1, n))  # ... and nothing else changes
 
 
 def test_own_routes_ranges_come_from_the_same_rule():
-    from mapflow_utils.experiments import SweepResult
+    from mapflow_utils.results import SweepResult
 
     curves = {"cross-frame": [0, 0, 0, 0], "video→question": [-20, -20, 0, 0], "question→last": [0, 0, -9, -9],
               "video→last": [-50, -50, -1, 0]}
     sweep = SweepResult({f: np.array([c] * 3, float) for f, c in curves.items()}, ["action_antonym"] * 3, {}, 1)
-    paper = PW.ranges_from_sweep(sweep, 2)
-    own = PW.ranges_from_sweep(sweep, 2, own_routes=True)
-    assert paper == PW.Ranges(None, (0, 1), (2, 3)) and own == PW.Ranges(None, (0, 1), (2, 3), (0, 1))
+    paper = R.ranges_from_sweep(sweep, 2)
+    own = R.ranges_from_sweep(sweep, 2, own_routes=True)
+    assert paper == R.Ranges(None, (0, 1), (2, 3)) and own == R.Ranges(None, (0, 1), (2, 3), (0, 1))
 
 
 def test_edge_counts_and_random_control():
     ad, prep = prepared()
     n, L = ad.num_layers, prep.spans.length
-    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), n)
+    spec = PW.pathway_spec(R.Ranges((0, 1), (1, 2), (2, 3)), n)
     counts = PW.edge_counts(spec, prep.spans, n)
     kept, total = counts["paper"]
     assert total == n * L * (L + 1) // 2 and 0 < kept < total
     assert counts["video_question"][0] < counts["video_question"][1]
-    assert PW.edge_counts(K.KnockoutSpec((), ()), prep.spans, n)["paper"] == (total, total)
+    assert PW.edge_counts(S.KnockoutSpec((), ()), prep.spans, n)["paper"] == (total, total)
     rand = PW.random_spec(spec, prep.spans, n, seed=3)
     assert PW.edge_counts(rand, prep.spans, n)["paper"] == (kept, total)  # same number of edges blocked
     for l, p in rand.pairs.items():
@@ -77,7 +79,7 @@ def test_edge_counts_and_random_control():
 def test_pathway_and_random_specs_run_exactly():
     ad, prep = prepared()
     n = ad.num_layers
-    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), n, leak=False)
+    spec = PW.pathway_spec(R.Ranges((0, 1), (1, 2), (2, 3)), n, leak=False)
     rand = PW.random_spec(spec, prep.spans, n, seed=0)
     out = K.run_specs(ad, prep.clean, prep.spans, [spec, rand])
     for i, s in enumerate((spec, rand)):
@@ -91,7 +93,7 @@ def test_accuracy_under_pathways_and_random_controls(tmp_path):
 
     ad, _ = prepared()
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)
-    spec = PW.pathway_spec(PW.Ranges((0, 1), (1, 2), (2, 3)), ad.num_layers)
+    spec = PW.pathway_spec(R.Ranges((0, 1), (1, 2), (2, 3)), ad.num_layers)
     specs = {"pathways": spec, "random 0": PW.RandomControl(spec, ad.num_layers, 0)}
     acc = E.accuracy_under(ad, ds, specs, results_dir=tmp_path)
     again = E.accuracy_under(ad, ds, specs, results_dir=tmp_path)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mapflow_utils import experiments, models, paths
+from mapflow_utils import evaluate, models, paths
 from mapflow_utils.data import load_tvbench
 
 SHIPPED = [m for pair in paths.EMBEDDED_PAIRS.values() for m in pair]
@@ -19,7 +19,7 @@ def test_shipped_model_matches_its_card(model_dir):
     _, _, adapter = models.load(model_dir)
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=6, seed=3)
     hits: dict = {}
-    res = experiments.accuracy(adapter, ds, "content", hits=hits)
+    res = evaluate.accuracy(adapter, ds, "content", hits=hits)
     assert hits == {uid: card["hits"][uid] for uid in hits}
     for task, (c, n) in card["all"].items():
         assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
@@ -43,7 +43,7 @@ def test_shipped_smol_model_matches_its_card(model_dir):
     _, _, adapter = models.load(model_dir)
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=2, seed=3)
     hits: dict = {}
-    experiments.accuracy(adapter, ds, "letter", hits=hits)
+    evaluate.accuracy(adapter, ds, "letter", hits=hits)
     assert hits == {uid: card["hits"][uid] for uid in hits}
     for task, (c, n) in card["all"].items():
         assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mapflow_utils import backbone, knockout as K, models, paths, reference, smol
+from mapflow_utils import backbone, knockout as K, models, paths, reference, smol, specs as S
 from mapflow_utils.data import load_tvbench
-from mapflow_utils.experiments import prepare
+from mapflow_utils.evaluate import prepare
 from mapflow_utils.prompts import SYSTEM_PROMPT
 
 
@@ -156,9 +156,9 @@ def test_sparse_loss_equals_the_full_loss():
 
 def test_knockout_is_exact_on_smollm2():
     ad, prep = fresh(), prepared()
-    forced = K.run_specs(ad, prep.clean, prep.spans, [K.KnockoutSpec((), ())])[0]
+    forced = K.run_specs(ad, prep.clean, prep.spans, [S.KnockoutSpec((), ())])[0]
     assert (forced - prep.clean.logits).abs().max() <= 1e-4
-    spec = K.KnockoutSpec((K.Block("question", "last"),), tuple(range(10, 20)))
+    spec = S.KnockoutSpec((S.Block("question", "last"),), tuple(range(10, 20)))
     ref = reference.logits(ad, prep.inputs, prep.spans, spec)
     ours = K.run_specs(ad, prep.clean, prep.spans, [spec])[0]
     assert (ours - ref).abs().max() <= 1e-4
@@ -199,19 +199,20 @@ def test_three_stages_train_save_and_resume(smoke):
 
 
 def test_card_reports_what_it_measured(smoke, tmp_path):
-    from mapflow_utils import train_smol
+    from mapflow_utils import cards
 
     runs, _ = smoke
     model = tmp_path / "smol-test-videollm"
     import shutil
 
     shutil.copytree(runs[2] / "model", model)
-    kw = dict(controls_per_task=1, images=1, content_per_task=1, fresh_per_task=1, per_task=1, log=lambda *_: None)
-    assert train_smol.evaluate_card(model, only=("all", "content"), **kw) is None  # shared work: pieces only
-    ev = train_smol.evaluate_card(model, **kw)
+    kw = dict(controls_per_task=1, images=1, content_per_task=1, fresh_per_task=1, per_task=1, log=lambda *_: None,
+              cache_root=tmp_path / "cards")
+    assert cards.evaluate_card(model, only=("all", "content"), **kw) is None  # shared work: pieces only
+    ev = cards.evaluate_card(model, **kw)
     assert sum(n for _, n in ev["all"].values()) == 5 and len(ev["hits"]) == 5
     assert sum(c for c, _ in ev["all"].values()) == sum(ev["hits"].values())
-    readme = train_smol.write_card(model, runs, "test", ev, train_smol.role(model)).read_text()
+    readme = cards.write_smol_card(model, runs, "test", ev, cards.role(model)).read_text()
     assert "mapflow train smol-videollm --seed 0" in readme and "16 video tokens per frame" in readme
     mean = np.mean([100 * c / n for c, n in ev["all"].values()])
     assert f"| all | " in readme and f"{mean:.1f} |" in readme

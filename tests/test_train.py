@@ -66,7 +66,8 @@ def test_every_stage_runs_a_few_steps(tmp_path, monkeypatch):
 
 def test_train_command_reproduces_the_run_config():
     from mapflow_utils import paths
-    from mapflow_utils.train import StageConfig, train_command
+    from mapflow_utils.cards import train_command
+    from mapflow_utils.train import StageConfig
 
     meta = {"config": asdict(StageConfig(stage="videollm", seed=3, size="deep", steps=7, lr=1e-3)),
             "init": str(paths.ROOT / "runs" / "train" / "x" / "model")}

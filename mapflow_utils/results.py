@@ -1,0 +1,132 @@
+"""Result types and their analysis, pure numpy (no model, no torch): knockout sweeps with their bootstrap bands,
+App. E's interval rule and effective layer ranges, and the pathway / side-by-side results. The chapters' tables,
+claims and plots read these types; the experiments produce them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class SweepResult:
+    """%change of the predicted answer's probability per flow, sample and window position.
+
+    ``change[flow]``: float ``[N, n_layers]``; ``tasks``: the task of each of the N samples (baseline-correct only
+    when the sweep was run with ``only_correct``); ``n_seen``: samples tried per task.
+    """
+
+    change: dict[str, np.ndarray]
+    tasks: list[str]
+    n_seen: dict[str, int]
+    window: int
+
+    def correct(self) -> dict[str, list[int]]:
+        """Baseline accuracy per task, ``{task: [correct, seen]}`` (for a sweep run with ``only_correct``)."""
+        return {t: [self.tasks.count(t), n] for t, n in self.n_seen.items()}
+
+    def summary(self, flow: str, task: str | None = None, n_boot: int = 1000, seed: int = 0):
+        """Mean and bootstrap 95% CI per layer: ``(mean [n_layers], lo, hi, N)``."""
+        x = self.change[flow]
+        if task is not None:
+            x = x[[t == task for t in self.tasks]]
+        return bootstrap_mean(x, n_boot, seed) + (len(x),)
+
+
+def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
+    """Mean over axis 0 with a percentile bootstrap 95% interval: ``(mean, lo, hi)``, each ``[x.shape[1]]``."""
+    if len(x) == 0:
+        nan = np.full(x.shape[1:], np.nan)
+        return nan, nan, nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    boots = x[idx].mean(1)
+    return x.mean(0), np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)
+
+
+@dataclass
+class PathwayResult:
+    """Table 3 (or Table A) for one model and data set.
+
+    ``acc``: ``{label: {task: [correct, n]}}`` for ``full``, ``pathways`` and each random draw; ``random_labels``:
+    the draws' labels; ``edges``: :func:`pathways.edge_counts` on the first question (kept, total) both ways.
+    """
+
+    acc: dict
+    random_labels: list[str]
+    edges: dict[str, tuple[int, int]]
+
+    def kept(self, way: str = "paper") -> float:
+        """Share of edges kept (0-1), ``paper`` (all valid pairs over layers) or ``video_question``."""
+        k, n = self.edges[way]
+        return k / n
+
+
+@dataclass
+class KeyResults:
+    """The key measurements of one (Video-FT, ImageLLM) pair, for comparing models side by side (App. A/B).
+
+    ``sweep``: the Video-FT's sweep over :data:`KEY_FLOWS`; ``image_sweep``: the ImageLLM's cross-frame sweep;
+    ``probs``: :func:`option_probabilities` (standard lens); ``ranges``/``interval``: App. E on ``sweep``;
+    ``pathways``: Table 3.
+    """
+
+    n_layers: int
+    n_parameters: int
+    window: int
+    sweep: SweepResult
+    image_sweep: SweepResult
+    probs: dict
+    interval: int
+    ranges: "Ranges"
+    pathways: PathwayResult
+
+
+#: The three flows whose layer ranges App. E selects, by the sweep names of ``experiments.FLOWS``.
+RANGED = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
+#: ... plus video→last, for a model whose own route runs there ("own routes"; the paper blocks it everywhere).
+RANGED_OWN = {**RANGED, "video_last": "video→last"}
+
+
+def interval_size(n_layers: int, paper_interval: int = 5, paper_layers: int = 32) -> int:
+    """The paper's 5-of-32-layer interval scaled to ``n_layers`` (at least 1)."""
+    return max(1, round(paper_interval * n_layers / paper_layers))
+
+
+def interval_means(curve: np.ndarray, size: int) -> list[tuple[int, int, float]]:
+    """Mean of a per-layer curve over consecutive intervals: ``[(lo, hi, mean)]`` (0-indexed, inclusive)."""
+    out = []
+    for lo in range(0, len(curve), size):
+        hi = min(len(curve), lo + size) - 1
+        out.append((lo, hi, float(np.nanmean(curve[lo:hi + 1]))))
+    return out
+
+
+def layer_range(curve: np.ndarray, size: int, threshold: float = -5.0) -> tuple[int, int] | None:
+    """App. E's rule: the span from the first to the last interval whose mean %change is below ``threshold``
+    (``None`` when no interval is)."""
+    kept = [(lo, hi) for lo, hi, m in interval_means(curve, size) if m < threshold]
+    return (kept[0][0], kept[-1][1]) if kept else None
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """The effective layer ranges (0-indexed, inclusive; None: the flow matters in no interval)."""
+
+    cross_frame: tuple[int, int] | None
+    video_question: tuple[int, int] | None
+    question_last: tuple[int, int] | None
+    video_last: tuple[int, int] | None = None  # the paper's mask: None, blocked in every layer
+
+
+def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0,
+                      own_routes: bool = False) -> Ranges:
+    """App. E's ranges from a sweep with the three ranged flows (pooled over ``task``'s questions, or all tasks when
+    that task is absent); ``own_routes`` also gives video→last its range by the same rule (the sweep needs it)."""
+    if task is not None and task not in set(sweep.tasks):
+        task = None
+    flows = RANGED_OWN if own_routes else RANGED
+    rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in flows.items()}
+    return Ranges(**rng)
