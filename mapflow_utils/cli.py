@@ -25,9 +25,27 @@ def _value(text: str) -> Any:
         return text
 
 
+#: Chapters that read the others' results run after them.
+LAST = ("verdicts",)
+
+
 def chapters() -> list[str]:
-    """Chapter names: the notebooks in ``notebooks/`` (without ``.ipynb``), sorted."""
-    return sorted(p.stem for p in paths.NOTEBOOKS.glob("*.ipynb"))
+    """Chapter names: the MyST notebooks in ``notebooks/`` (without ``.md``), in execution order (sorted, with
+    :data:`LAST` at the end)."""
+    names = sorted(p.stem for p in paths.NOTEBOOKS.glob("*.md"))
+    return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
+
+
+def to_notebook(source: str | Path, dest: str | Path) -> Path:
+    """Convert a MyST-Markdown chapter (jupytext) into a ``.ipynb`` that papermill can execute."""
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{Path(source).stem}-{i:02d}"  # stable ids: re-executed pages diff only where results change
+    jupytext.write(nb, dest, fmt="ipynb")
+    return Path(dest)
 
 
 def _clean(nb_path: Path) -> None:
@@ -56,14 +74,17 @@ def _absolute(value: Any) -> Any:
 
 def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str | Path | None = None,
                 name: str = "default", progress: bool = True) -> Path:
-    """Execute ``notebooks/<chapter>.ipynb`` with papermill and return the executed notebook's path.
+    """Execute ``notebooks/<chapter>.md`` with papermill and return the executed notebook's path.
 
-    Output goes to ``out`` (a file or folder) or ``runs/<name>/<chapter>.ipynb``. Kernels run with one torch thread
+    Output goes to ``out`` (a file or folder) or ``runs/<name>/<chapter>.ipynb``; a chapter that declares
+    ``claims_file`` writes its claims beside it (``<chapter>.claims.json``). Kernels run with one torch thread
     unless ``OMP_NUM_THREADS`` is set.
     """
+    import tempfile
+
     import papermill as pm
 
-    src = paths.NOTEBOOKS / f"{chapter}.ipynb"
+    src = paths.NOTEBOOKS / f"{chapter}.md"
     if not src.is_file():
         raise SystemExit(f"mapflow run: no chapter {chapter!r} (no {src}). Chapters: {', '.join(chapters())}")
     dest = Path(out) if out is not None else paths.ROOT / "runs" / name
@@ -73,9 +94,13 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
-    pm.execute_notebook(str(src), str(dest), parameters=parameters, kernel_name="python3",
-                        cwd=str(dest.parent), progress_bar=progress, log_output=False,
-                        extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines in nested runs
+    if "claims_file:" in src.read_text(encoding="utf-8"):
+        parameters.setdefault("claims_file", str(dest.with_name(f"{chapter}.claims.json")))
+    with tempfile.TemporaryDirectory() as tmp:
+        nb = to_notebook(src, Path(tmp) / f"{chapter}.ipynb")
+        pm.execute_notebook(str(nb), str(dest), parameters=parameters, kernel_name="python3",
+                            cwd=str(dest.parent), progress_bar=progress, log_output=False,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines in nested runs
     _clean(dest)
     return dest
 

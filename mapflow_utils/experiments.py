@@ -35,6 +35,35 @@ FLOWS: dict[str, tuple[Block, ...]] = {
     "video→true option": (Block("video", "true_option"),),
 }
 
+#: The flows each figure shows, in the figures' order (Fig. 3: video, question and last; Fig. 6: the question's
+#: parts into the last position; Fig. 7: the video into the question's parts).
+FIGURE_FLOWS: dict[str, tuple[str, ...]] = {
+    "Fig. 3": ("video→question", "video→last", "question→last", "last→last"),
+    "Fig. 6": ("non-option question→last", "true option→last", "false options→last"),
+    "Fig. 7": ("video→non-option question", "non-option question→true option", "video→true option"),
+}
+
+
+def half_specs(n_layers: int) -> dict[str, KnockoutSpec]:
+    """Table 2's two knockouts: cross-frame attention blocked in the first half of the layers, and in the second."""
+    half = n_layers // 2
+    return {"first half": KnockoutSpec((CROSS_FRAME,), range(half), "first half"),
+            "second half": KnockoutSpec((CROSS_FRAME,), range(half, n_layers), "second half")}
+
+
+def all_layers(block: Block, n_layers: int) -> KnockoutSpec:
+    """``block`` in every layer (e.g. Fig. 5: cross-frame attention blocked throughout)."""
+    return KnockoutSpec((block,), range(n_layers), f"{block} everywhere")
+
+
+def lens_subset(samples, per_task: int = 8) -> list:
+    """The first ``per_task`` questions of each task (the keyword lens of Fig. 4 reads every video token of every
+    layer, so it runs on a subset)."""
+    by_task: dict[str, list] = {}
+    for s in samples:
+        by_task.setdefault(s.task, []).append(s)
+    return [s for items in by_task.values() for s in items[:per_task]]
+
 
 def scaled_windows(n_layers: int, paper: Sequence[int] = (1, 5, 9, 13), depth: int = 32) -> list[int]:
     """The paper's window sizes (§D.3: 1, 5, 9, 13 of 32 layers) scaled to ``n_layers``, rounded up, at least 1."""
@@ -295,3 +324,20 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
                       option_probabilities(video, samples, answer_format), size, ranges,
                       pathway_accuracy(video, samples, ranges, leak, n_random, seed, answer_format,
                                        batch_size=batch_size, results_dir=results_dir))
+
+
+def scale_results(pairs: dict[str, tuple], samples, window: int | None = None,
+                  answer_format: P.AnswerFormat = "content", leak: bool = True, n_random: int = 5, seed: int = 0,
+                  device: str = "cpu", batch_size: int = 8, progress: bool = False,
+                  results_dir=None) -> dict[str, KeyResults]:
+    """App. A/B: :func:`key_results` on every ``name: (Video-FT, ImageLLM)`` pair (folders or hub ids), loaded one
+    pair at a time."""
+    from .models import load
+
+    out = {}
+    for name, (v, i) in pairs.items():
+        _, _, video = load(v, device=device)
+        _, _, image = load(i, device=device)
+        out[name] = key_results(video, image, samples, window, answer_format, leak, n_random, seed,
+                                batch_size=batch_size, progress=progress, results_dir=results_dir)
+    return out

@@ -60,3 +60,11 @@ def shown(path: str | Path) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+def resolve_pairs(pairs: dict | None) -> dict[str, tuple[str, str]]:
+    """App. A/B's ``pairs`` parameter: ``{name: [Video-FT, ImageLLM]}`` folders or hub ids, each resolved like
+    ``video_model``; ``None`` means the embedded pairs (:data:`EMBEDDED_PAIRS`)."""
+    if pairs is None:
+        return {name: (str(v), str(i)) for name, (v, i) in EMBEDDED_PAIRS.items()}
+    return {name: (model_dir(v, VIDEO_MODEL), model_dir(i, IMAGE_MODEL)) for name, (v, i) in pairs.items()}

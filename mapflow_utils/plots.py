@@ -91,7 +91,7 @@ def loss_curves(logs: Mapping[str, Sequence[dict]], title: str = "training loss"
 
 
 def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change of answer probability",
-                ax=None):
+                ax=None, xlabel: str = "layer (window centre)"):
     """Mean %change per layer with a 95% band: ``curves[label] = (mean, lo, hi, N)``; layers shown 1-indexed."""
     use_style()
     if ax is None:
@@ -103,7 +103,7 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{label} (N={n})")
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     ax.axhline(0, color="black", lw=0.6)
-    ax.set_xlabel("layer (window centre)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
@@ -213,10 +213,25 @@ def layer_slider(figures: Sequence, description: str = "layer"):
         plt.close(fig)
         images.append(widgets.Image(value=buf.getvalue(), format="png"))
     stack = widgets.Stack(images, selected_index=0)
-    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description=f"{description} (0-based)",
+    # the widget counts from 0 (the Stack's index); a label shows the figures' 1-based layer beside it
+    slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description=description, readout=False,
                                style={"description_width": "initial"})
+    play = widgets.Play(value=0, min=0, max=len(images) - 1, interval=700, description="play")
+    labels = widgets.Stack([widgets.Label(f"{description} {i + 1} of {len(images)}") for i in range(len(images))],
+                           selected_index=0)
+    widgets.jslink((play, "value"), (slider, "value"))
     widgets.jslink((slider, "value"), (stack, "selected_index"))
-    return widgets.VBox([slider, stack])
+    widgets.jslink((slider, "value"), (labels, "selected_index"))
+    return widgets.VBox([widgets.HBox([play, slider, labels]), stack])
+
+
+def attention_slider(frames: np.ndarray, grids: Mapping[str, np.ndarray], word: str):
+    """Fig. 5 drawn on the frames of one question, one figure per layer (``grids[label]``: ``[layers, frames, h,
+    w]`` attention of ``word`` per layer), under a 1-based layer slider that works in the static page."""
+    n = len(next(iter(grids.values())))
+    figs = [attention_on_frames(frames, {k: g[l] for k, g in grids.items()},
+                                f'layer {l + 1}: "{word}" → frames (mean over questions)') for l in range(n)]
+    return layer_slider(figs, "layer")
 
 
 def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-letter accuracy while training"):

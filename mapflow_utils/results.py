@@ -46,6 +46,15 @@ def bootstrap_mean(x: np.ndarray, n_boot: int = 1000, seed: int = 0):
     return x.mean(0), np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)
 
 
+def probability_curves(probs: dict, select=None, what: str = "option") -> dict[str, tuple]:
+    """Fig. 8's two curves from :func:`~mapflow_utils.experiments.option_probabilities`: the true ``what``'s
+    probability and the false ones' mean, in percent, each ``(mean, lo, hi, N)`` per layer. ``select``: a boolean
+    mask over the questions (e.g. one task's: ``probs["tasks"] == task``)."""
+    sel = np.ones(len(probs["true"]), bool) if select is None else np.asarray(select)
+    return {f"true {what}": bootstrap_mean(probs["true"][sel] * 100) + (int(sel.sum()),),
+            f"false {what}s (mean)": bootstrap_mean(probs["false"][sel] * 100) + (int(sel.sum()),)}
+
+
 @dataclass
 class PathwayResult:
     """Table 3 (or Table A) for one model and data set.

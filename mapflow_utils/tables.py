@@ -196,10 +196,11 @@ def accuracy_rows(acc: dict) -> list[list[Any]]:
             for label, res in acc.items()]
 
 
-def ranges_rows(ranges=None) -> list[list[Any]]:
-    """Table E(a): the paper's effective layer ranges per model, then ours if given (1-indexed, inclusive)."""
+def ranges_rows(ranges=None, models: Sequence[str] | None = None) -> list[list[Any]]:
+    """Table E(a): the paper's effective layer ranges per model (all, or ``models``), then ours if given
+    (1-indexed, inclusive)."""
     theirs = paper.numbers()["tableE_layer_ranges"]
-    rows = [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in theirs.items()]
+    rows = [[k] + [f"L{a}-{b}" for a, b in v.values()] for k, v in theirs.items() if models is None or k in models]
     if ranges is None:
         return rows
     ours = (ranges.cross_frame, ranges.video_question, ranges.question_last)
@@ -291,3 +292,23 @@ def table_e_rows(sweep, size: int, task: str | None = "action_antonym") -> list[
     header = [f"L{lo + 1}-{hi + 1}" if hi > lo else f"L{lo + 1}" for lo, hi, _ in
               results.interval_means(sweep.summary(results.RANGED["cross_frame"], task)[0], size)]
     return [header] + rows
+
+
+def pathway_texts(res) -> dict[str, str]:
+    """Glue-ready texts of a :class:`~mapflow_utils.results.PathwayResult`: edges kept both ways (%), the
+    pathways' overall accuracy and the random draws' mean ± sd."""
+    r_mean, r_sd = random_accuracy(res.acc, res.random_labels)
+    return {"kept": f"{100 * res.kept():.0f}", "kept_vq": f"{100 * res.kept('video_question'):.0f}",
+            "pathways": f"{overall_accuracy(res.acc['pathways']):.1f}", "random": f"{r_mean:.1f} ± {r_sd:.1f}"}
+
+
+def eval_texts(evaluation: dict) -> dict[str, str]:
+    """Glue-ready mean accuracies (%) of a shipped ``eval.json``, per frame control (``all``, ``shuffled`` …)."""
+    return {mode: f"{mean_accuracy(res):.1f}" for mode, res in evaluation.items()
+            if mode not in ("image_qa", "image_qa_content", "hits") and isinstance(res, dict)}
+
+
+def task_accuracy(res: dict, task: str) -> str:
+    """One task's accuracy (%) of ``{task: (correct, n)}``, as text."""
+    c, n = res[task]
+    return f"{100 * c / n:.0f}"

@@ -1,0 +1,73 @@
+"""What every chapter does the same way, so that a chapter reads as claim, parameters, calls, figures, prose and
+verdict: loading its subjects and data, showing a table, gluing values, and the closing "rerun" command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import paths
+from .data import QADataset, load_tvbench
+from .tables import markdown_table
+
+
+@dataclass
+class Subjects:
+    """A chapter's Video-FT and ImageLLM (adapters, see :func:`mapflow_utils.models.load`), its questions and its
+    result cache."""
+
+    video: Any
+    image: Any
+    ds: QADataset
+    cache: Path
+    video_dir: str
+    image_dir: str
+
+    @property
+    def n_layers(self) -> int:
+        return self.video.num_layers
+
+
+def setup(video_model: str | None, image_model: str | None, data_dir: str | None, tasks: Sequence[str] | None,
+          n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
+          on_error: str = "raise") -> Subjects:
+    """Load the pair (defaults: the embedded Video-FT and ImageLLM), the questions (default: the shipped
+    held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder."""
+    from .models import load
+
+    video_dir = paths.model_dir(video_model, paths.VIDEO_MODEL)
+    image_dir = paths.model_dir(image_model, paths.IMAGE_MODEL)
+    _, _, video = load(video_dir, device=device)
+    _, _, image = load(image_dir, device=device)
+    ds = load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed, on_error=on_error)
+    return Subjects(video, image, ds, paths.cache_dir(results_dir), video_dir, image_dir)
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """Display a table (Markdown) in the page."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown_table(rows, headers)))
+
+
+def glue(**values: Any) -> None:
+    """Glue each value under its name for the prose (``{glue:text}`name```), without displaying it."""
+    from myst_nb import glue as _glue
+
+    for name, value in values.items():
+        _glue(name, value, display=False)
+
+
+#: The parameters of "rerun with your model" for the paper's main model on a GPU.
+PAPER_RUN = "-p answer_format letter -p window 9 -p n_per_task 200"
+
+
+def rerun(chapter: str, options: str = PAPER_RUN, video_model: str = "/path/to/LLaVA-NeXT-Video-7B-FT",
+          data: str = "-p data_dir /path/to/TVBench", device: str = "-p device cuda") -> None:
+    """Show the command that reruns ``chapter`` on a real checkpoint and the real TVBench."""
+    from IPython.display import Markdown, display
+
+    cmd = f"mapflow run {chapter} -p video_model {video_model} {data} \\\n    {options} {device} --name llava7b"
+    display(Markdown(f"```bash\n{cmd}\n```"))
