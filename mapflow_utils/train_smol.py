@@ -1,10 +1,14 @@
 """LLaVA's recipe for the SmolLM2 VideoLLM (:mod:`mapflow_utils.smol`), on CPU, deterministic per seed.
 
-Three stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
+Four stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
 
 * ``smol-align`` — LLaVA stage 1: image captions; only the projector trains (the vision tower comes from the tiny
   ImageLLM, SmolLM2 is frozen).
-* ``smol-imagellm`` — LLaVA stage 2 (the **ImageLLM**): image QA (letter format with shuffled options, some
+* ``smol-mcq`` — a text-only warm-up of the letter format: multiple-choice questions whose facts are written out
+  (a clip's or an image's caption before the question), the letter as the target; only a fresh LoRA trains. Without
+  it the letters stayed at chance through the image and video stages (four recipes, 200-320 steps each); with it,
+  held-out text letter accuracy went 0.28 (step 50) → 0.53 (100) → 0.82 (125).
+* ``smol-imagellm`` — LLaVA stage 2, continuing the warm-up's LoRA (the **ImageLLM**): image QA (letter format with shuffled options, some
   content format; in ``described_share`` of them the image's caption is also written before the question, as
   LLaVA's detailed-description data, so that matching an option's text to its letter can be learned from text
   while perception is still weak) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every attention and MLP
@@ -18,7 +22,7 @@ quarter of a sample's loss and letters stayed at chance for 100 image-QA steps).
 (logits of 49,154 entries at every position would dominate the step). Batches depend only on (seed, stage, step)
 (:class:`mapflow_utils.train.Batches`), so an interrupted run resumes exactly.
 
-CLI: ``mapflow train smol-align|smol-imagellm|smol-videollm --seed S [--init DIR] [--steps N] [--minutes M]``.
+CLI: ``mapflow train smol-align|smol-mcq|smol-imagellm|smol-videollm --seed S [--init DIR] [--steps N] [--minutes M]``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_p
 
 STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
 #: Default run folders and the stage each one starts from.
-PREVIOUS = {"smol-imagellm": "smol-align", "smol-videollm": "smol-imagellm"}
+PREVIOUS = {"smol-mcq": "smol-align", "smol-imagellm": "smol-mcq", "smol-videollm": "smol-imagellm"}
 
 
 @dataclass
