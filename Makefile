@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test book book-html data smol-models clean
+.PHONY: install test test-book book book-html data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -31,8 +31,15 @@ $(STAMP):
 
 install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
 
-test: install  ## unit tests + nbval over the executed chapters in book/
-	$(VENV)/bin/pytest tests book --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+test: install  ## unit tests + every chapter run by papermill with tiny parameters in a temporary cache
+	$(VENV)/bin/pytest tests --ignore=tests/book
+
+# The book's committed result cache: `make book` writes it, `make test-book` reads only it (never runs/cache).
+BOOK_RESULTS := MAPFLOW_RESULTS=data/results
+
+test-book: install  ## nbval over the executed chapters in book/ (committed results only) + recomputed samples
+	$(BOOK_RESULTS) $(VENV)/bin/pytest tests/book book --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with tests/sanitize.cfg
 
 $(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widgets show offline
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
@@ -43,7 +50,7 @@ $(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widg
 	  cp $$tmp/embed-amd.js $$tmp/require.js _widgets_js/ && rm -rf $$tmp
 
 book: install $(WIDGETS_JS)  ## execute every chapter with papermill into book/, then build _build/html
-	$(VENV)/bin/mapflow book
+	$(BOOK_RESULTS) $(VENV)/bin/mapflow book
 
 book-html: install $(WIDGETS_JS)  ## build _build/html from the executed chapters as they are
 	$(VENV)/bin/mapflow book --no-execute

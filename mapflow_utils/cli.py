@@ -94,8 +94,8 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
-    if "claims_file:" in src.read_text(encoding="utf-8"):
-        parameters.setdefault("claims_file", str(dest.with_name(f"{chapter}.claims.json")))
+    if "claims_file:" in src.read_text(encoding="utf-8"):  # relative to the kernel's folder, dest.parent
+        parameters.setdefault("claims_file", f"{chapter}.claims.json")
     with tempfile.TemporaryDirectory() as tmp:
         nb = to_notebook(src, Path(tmp) / f"{chapter}.ipynb")
         pm.execute_notebook(str(nb), str(dest), parameters=parameters, kernel_name="python3",

@@ -213,18 +213,32 @@ class Adapter:
         return [range(video.start + a, video.start + b) for a, b in zip(cuts, cuts[1:])]
 
 
-def _check_transformers() -> None:
+def transformers_version() -> str:
+    """The installed transformers version."""
     import transformers
+
+    return transformers.__version__
+
+
+def _check_transformers() -> None:
     from packaging.version import Version
 
-    if Version(transformers.__version__) < Version(MIN_TRANSFORMERS):
-        raise RuntimeError(f"transformers {transformers.__version__} is too old for mapflow: it needs >= "
+    installed = transformers_version()
+    if Version(installed) < Version(MIN_TRANSFORMERS):
+        raise RuntimeError(f"transformers {installed} is too old for mapflow: it needs >= "
                            f"{MIN_TRANSFORMERS} (AttentionInterface + AttentionMaskInterface, the `cache` kwarg). "
                            f"Upgrade with: pip install 'transformers=={_pinned_transformers()}'")
 
 
 def _pinned_transformers() -> str:
-    return "5.24.0"
+    """The transformers version mapflow's own package metadata pins (pyproject.toml), for the error message."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        pins = [r for r in requires("mapflow") or [] if r.replace(" ", "").startswith("transformers==")]
+    except PackageNotFoundError:
+        pins = []
+    return pins[0].split("==")[1].split(";")[0].strip() if pins else MIN_TRANSFORMERS
 
 
 def adapter_for(model, processor) -> Adapter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 #: The repository root (the package is installed in editable mode from it).
@@ -45,9 +46,20 @@ def model_dir(name: str | Path | None, default: Path) -> str:
     return str(p.resolve()) if p.exists() else str(name)
 
 
+#: The book's result cache, committed: ``make book`` writes it and ``make test-book`` reads it (through
+#: ``MAPFLOW_RESULTS``), so the executed pages are checked against results anyone can recompute.
+BOOK_RESULTS: Path = DATA / "results"
+
+
 def cache_dir(path: str | Path | None) -> Path:
-    """Resolve a chapter's ``results_dir``: ``None`` means ``runs/cache`` in the repository."""
-    return ROOT / "runs" / "cache" if path in (None, "") else Path(path).expanduser().resolve()
+    """Resolve a chapter's ``results_dir``: ``None`` means ``$MAPFLOW_RESULTS`` (a repo-relative or absolute folder;
+    the Makefile's book targets set it to ``data/results``) or else ``runs/cache``."""
+    if path in (None, ""):
+        env = os.environ.get("MAPFLOW_RESULTS")
+        if not env:
+            return ROOT / "runs" / "cache"
+        path = Path(env) if Path(env).is_absolute() else ROOT / env
+    return Path(path).expanduser().resolve()
 
 
 def shown(path: str | Path) -> str:

@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests run with one torch/OpenMP thread (2-core machines collapse with more)."""
+"""Shared fixtures. Tests run with one torch/OpenMP thread (2-core machines collapse with more). The tiny models
+are built once per session by :mod:`tiny_models`."""
 
 import os
 
@@ -9,6 +10,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 
+import tiny_models  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
@@ -16,3 +19,15 @@ def synth_root(tmp_path_factory):
     from mapflow_utils.synthetic import write_tvbench
 
     return write_tvbench(tmp_path_factory.mktemp("synth"), n_per_task=4, seed=7)
+
+
+@pytest.fixture
+def tiny_adapter():
+    """Our embedded architecture at test size (4 layers x 64), random weights, as an adapter."""
+    return tiny_models.tiny_llava()
+
+
+@pytest.fixture
+def prepared_sample():
+    """``prepared(index=320, answer_format=None, family=OURS) -> (adapter, Prepared)``, cached per arguments."""
+    return tiny_models.prepared

@@ -1,44 +1,16 @@
 """The knockout engine: exact against plain references, impossible to bypass silently, and its fast paths equal
 full recomputation."""
 
-import functools
-
 import numpy as np
 
 import pytest
 import torch
 
 from mapflow_utils import knockout as K
-from mapflow_utils import specs as S
-from mapflow_utils import paths, reference, tiny
+from mapflow_utils import paths, reference
 from mapflow_utils.data import load_tvbench
-from mapflow_utils.evaluate import prepare
-from mapflow_utils.models import adapter_for
-from mapflow_utils.tiny_vlms import FAMILIES, build_tiny
-
-TINY = tiny.TinyConfig(layers=4, hidden=64, intermediate=128, vision_layers=1, vision_hidden=32)
-OURS = "tiny LlavaNextVideo (the embedded architecture)"
-ALL = (OURS,) + FAMILIES  # our own tiny architecture plus the six supported classes
-
-
-@functools.lru_cache(maxsize=None)
-def tiny_llava():
-    model, processor = tiny.build(TINY, seed=0)
-    return adapter_for(model, processor)
-
-
-@functools.lru_cache(maxsize=None)
-def adapter(family: str = OURS):
-    return tiny_llava() if family == OURS else adapter_for(*build_tiny(family))
-
-
-@functools.lru_cache(maxsize=None)
-def prepared(index: int = 320, answer_format: str | None = None, family: str = OURS):
-    """A prepared sample; the six classes' tiny tokenizers are too small for content answers: letter format."""
-    ad = adapter(family)
-    fmt = answer_format or ("content" if family == OURS else "letter")
-    return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], fmt)
-
+from mapflow_utils import specs as S
+from tiny_models import ALL, OURS, prepared
 
 def reference_logits(ad, prep, spec):
     """A whole eager forward of the VLM with dense additive float masks (mapflow_utils.reference)."""
@@ -170,10 +142,10 @@ def test_cross_frame_blocks_exactly_earlier_frames():
     assert not pairs[: v.start].any() and not pairs[v.stop:].any() and not pairs[:, v.stop:].any()
 
 
-def test_sweep_results_are_cached_and_resumed(tmp_path, monkeypatch):
+def test_sweep_results_are_cached_and_resumed(tmp_path, monkeypatch, tiny_adapter):
     from mapflow_utils import experiments as E
 
-    ad = adapter()
+    ad = tiny_adapter
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)
     first = E.knockout_sweep(ad, ds, ["cross-frame", "question→last"], 3, only_correct=False, results_dir=tmp_path)
     stored = sorted(tmp_path.rglob("*.npz"))

@@ -6,7 +6,7 @@ import torch
 from mapflow_utils import specs as S
 from mapflow_utils import lens, reference
 from mapflow_utils.attention import attention_rows, video_maps
-from test_knockout import ALL, prepared
+from tiny_models import ALL, prepared
 
 
 def test_standard_lens_ends_at_the_model_output():

@@ -8,20 +8,39 @@ from mapflow_utils import specs as S
 from mapflow_utils import pathways as PW
 from mapflow_utils import results as R
 from mapflow_utils import reference
-from test_knockout import prepared
+from tiny_models import prepared
 
 
-def test_interval_size_and_layer_range():
-    assert R.interval_size(32) == 5 and R.interval_size(8) == 1 and R.interval_size(40) == 6
-    # the paper's Table E(b), 7B cross-frame, one value per 5-layer interval, expanded to 32 layers
-    paper = [-4.2, -11.1, -6.3, -0.2, 0, -0.2, -0.2]
-    curve = np.repeat(paper, 5)[:32]
-    assert R.layer_range(curve, 5) == (5, 14)  # L6-15, as Table E(a)
-    q_last = np.repeat([0.3, -1.2, 4.5, -19.3, -15.1, 0.7, 1.1], 5)[:32]
-    assert R.layer_range(q_last, 5) == (15, 24)  # L16-25
+def test_app_e_rule_gives_table_e_a_from_table_e_b_for_every_paper_model():
+    """The interval rule, applied to the paper's interval means (Table E(b)), gives the paper's layer ranges (Table
+    E(a)) for all four models and three flows (numbers.yaml; 1-indexed there, 0-indexed here)."""
+    from mapflow_utils import paper
+
+    nums = paper.numbers()
+    size = nums["setup"]["interval"]
+    assert R.interval_size(32) == size  # the paper's own depth gives the paper's interval
+    checked = 0
+    for model, flows in nums["tableE_interval_change"].items():
+        depth = nums["setup"]["layers"][model]
+        for flow, means in flows.items():
+            curve = np.repeat(means, size)[:depth]
+            lo, hi = nums["tableE_layer_ranges"][model][flow]
+            assert R.layer_range(curve, size) == (lo - 1, hi - 1), (model, flow)
+            checked += 1
+    assert checked == 12
     assert R.layer_range(np.zeros(8), 1) is None
+
+
+def test_scaled_sizes_follow_the_paper_depth():
     from mapflow_utils.experiments import scaled_windows
-    assert scaled_windows(32) == [1, 5, 9, 13] and scaled_windows(8) == [1, 2, 3, 4]
+
+    from mapflow_utils import paper
+
+    nums = paper.numbers()
+    depth, window, interval = 32, nums["setup"]["knockout_window"], nums["setup"]["interval"]
+    assert window in scaled_windows(depth) and scaled_windows(depth, (window,)) == [window]
+    assert R.interval_size(depth) == interval and R.interval_size(depth // 4) == max(1, round(interval / 4))
+    assert all(k >= 1 for k in scaled_windows(1))
 
 
 def test_pathway_mask_blocks_what_app_e_says():

@@ -8,7 +8,7 @@ from mapflow_utils import paths
 from mapflow_utils import prompts as P
 from mapflow_utils.data import PAPER_TASKS, load_tvbench
 from mapflow_utils.spans import SpanError, answer_token_ids, expansion_range, find_spans
-from test_knockout import adapter, tiny_llava
+from tiny_models import adapter, tiny_llava
 from mapflow_utils.tiny_vlms import FAMILIES
 
 

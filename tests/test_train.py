@@ -9,7 +9,7 @@ from mapflow_utils import prompts as P
 from mapflow_utils import train
 from mapflow_utils.data import sample_indices
 from mapflow_utils.synthetic import generate_clip
-from test_knockout import TINY, tiny_llava
+from tiny_models import TINY, tiny_llava
 
 
 def test_training_inputs_match_the_processor():

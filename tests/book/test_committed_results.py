@@ -1,0 +1,47 @@
+"""The committed result cache (data/results, written by `make book`) holds what the engine computes today: a few
+cached samples of two chapters' experiments are recomputed without the cache and compared. A stale cache (an
+engine change that kept the old numbers) fails here, not silently in the book."""
+
+import numpy as np
+import pytest
+
+from mapflow_utils import experiments, models, paths
+from mapflow_utils.data import load_tvbench
+
+#: The chapters' default parameters (notebooks/s3_2_temporal.md, s3_3_integration.md).
+N_PER_TASK, WINDOW, FORMAT = 40, 3, "content"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    if not any(paths.BOOK_RESULTS.rglob("*.npz")):
+        pytest.fail(f"no committed results in {paths.BOOK_RESULTS}: run `make book` and commit data/results")
+    _, _, video = models.load(paths.VIDEO_MODEL)
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=N_PER_TASK, seed=0)
+    picked = [items[0] for items in ds.by_task().values()][:3]
+    return video, picked
+
+
+def _files():
+    return set(paths.BOOK_RESULTS.rglob("*.npz"))
+
+
+def test_cached_sweep_samples_recompute(setup):
+    video, picked = setup
+    flows = [f for group in experiments.FIGURE_FLOWS.values() for f in group]
+    before = _files()
+    cached = experiments.knockout_sweep(video, picked, flows, WINDOW, FORMAT, results_dir=paths.BOOK_RESULTS)
+    assert _files() == before, "the book's cache lacks these samples: it is not the one the chapters used"
+    fresh = experiments.knockout_sweep(video, picked, flows, WINDOW, FORMAT, results_dir=None)
+    assert cached.tasks == fresh.tasks and len(fresh.tasks) > 0
+    for f in flows:
+        np.testing.assert_allclose(cached.change[f], fresh.change[f], atol=1e-3, err_msg=f)
+
+
+def test_cached_accuracy_samples_recompute(setup):
+    video, picked = setup
+    specs = experiments.half_specs(video.num_layers)
+    before = _files()
+    cached = experiments.accuracy_under(video, picked, specs, FORMAT, results_dir=paths.BOOK_RESULTS)
+    assert _files() == before
+    assert cached == experiments.accuracy_under(video, picked, specs, FORMAT, results_dir=None)

@@ -1,0 +1,68 @@
+"""Every chapter runs end to end through `mapflow run` (papermill on the MyST source) with tiny parameters, in a
+temporary cache, and a chapter that states claims writes them as a claims file the verdicts page reads. This is the
+fast tier of `make test`; `make test-book` checks the executed book against its committed results."""
+
+import json
+
+import pytest
+
+from mapflow_utils import cli, paths, rules
+
+#: Tiny parameters, given to a chapter only where it declares them.
+TINY = {"n_per_task": 2, "tasks": ["action_antonym", "object_count"],
+        "families": ["LlavaNextVideoForConditionalGeneration"], "n_random": 1, "long_frames": [8]}
+
+
+def declared(chapter: str) -> set[str]:
+    text = (paths.NOTEBOOKS / f"{chapter}.md").read_text()
+    cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
+    return {line.split(":")[0].strip() for line in cell.splitlines() if ":" in line and not line.startswith("#")}
+
+
+def test_every_chapter_is_a_myst_notebook_with_parameters():
+    assert set(cli.chapters()) >= {"data", "models", "s3_2_temporal", "s3_3_integration", "s3_4_answer",
+                                   "s3_5_pathways", "appab_scale", "appc_open", "appd1_long", "verdicts"}
+    assert cli.chapters()[-1] == "verdicts"  # it reads the others' claims
+    assert not list(paths.NOTEBOOKS.glob("*.ipynb")), "chapter sources are .md; executed notebooks go to book/"
+    for ch in cli.chapters():
+        assert declared(ch), f"{ch} has no parameters cell"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("chapters")
+    done = {}
+    for ch in cli.chapters():
+        names = declared(ch)
+        params = {k: v for k, v in TINY.items() if k in names}
+        if "results_dir" in names:
+            params["results_dir"] = str(out / "cache")
+        if "out_dir" in names:
+            params["out_dir"] = str(out / "your-model")
+        if "book_dir" in names:
+            params["book_dir"] = str(out)
+        try:
+            done[ch] = cli.run_chapter(ch, params, out=out, progress=False)
+        except Exception as e:  # noqa: BLE001 -- report every chapter, not only the first failure
+            done[ch] = e
+    return out, done
+
+
+@pytest.mark.parametrize("chapter", cli.chapters())
+def test_chapter_runs_with_tiny_parameters(runs, chapter):
+    out, done = runs
+    assert not isinstance(done[chapter], Exception), f"{chapter} failed: {done[chapter]}"
+    nb = json.loads(done[chapter].read_text())
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    if "claims_file" in declared(chapter):
+        claims = json.loads((out / f"{chapter}.claims.json").read_text())
+        assert claims and all(c["verdict"] in rules.VERDICTS for c in claims)
+        assert all(c["rule"] and c["paper"] and c["ours"] for c in claims)
+
+
+def test_verdicts_page_counts_the_claims_files(runs):
+    out, done = runs
+    n = sum(len(json.loads(f.read_text())) for f in out.glob("*.claims.json"))
+    glued = cli.read_glue(done["verdicts"])
+    assert n > 10 and glued["n_claims_total"] == str(n)
