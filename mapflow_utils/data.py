@@ -43,7 +43,6 @@ from .paths import shown
 
 __all__ = [
     "PAPER_TASKS",
-    "TASK_INFO",
     "TVBENCH_COUNTS",
     "DataError",
     "VideoError",
@@ -75,24 +74,6 @@ TVBENCH_COUNTS: dict[str, int] = {
     "object_shuffle": 225,
     "scene_transition": 185,
     "unexpected_action": 120,
-}
-
-#: The paper's Table 1: task -> (display name, reasoning type, question example, option example).
-TASK_INFO: dict[str, tuple[str, str, str, str]] = {
-    "action_antonym": ("Action Antonym", "action recognition, sequential ordering",
-                       "What is the action being performed in the video?",
-                       "2 temporally opposite actions, e.g. Wear jacket. / Take off jacket."),
-    "action_sequence": ("Action Sequence", "action recognition, temporal localization",
-                        "What did the person do first?",
-                        "2 actions that happened in the video, e.g. Put down the blanket. / Took the towel."),
-    "scene_transition": ("Scene Transition", "scene recognition, sequential ordering",
-                         "What's the right option for how the scenes in the video change?",
-                         "From {scene1} to {scene2}. / From {scene2} to {scene1}."),
-    "moving_direction": ("Moving Direction", "moving object properties",
-                         "Which direction does the gray cube move in the video?",
-                         "Down and to the right. / Down and to the left. / Up and to the right. / Up and to the left."),
-    "object_count": ("Object Count", "moving object properties, temporal localization",
-                     "How many metal objects are moving when the video begins?", "0 / 1 / 2 / 3"),
 }
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {

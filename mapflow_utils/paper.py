@@ -47,3 +47,11 @@ def deepest_interval(flow: str, model: str = MAIN_MODEL) -> tuple[float, str]:
 def routes() -> dict[str, str]:
     """Fig. 7: the paper's route from the video to the true option, per task."""
     return dict(numbers()["fig7_routes"])
+
+
+def task_info(task: str) -> dict[str, str]:
+    """Table 1 for one task: ``name``, ``reasoning``, the paper's example ``question`` and ``options`` (empty
+    strings and the task's own name for a task the paper does not list)."""
+    row = numbers()["table1_tasks"].get(task, {})
+    return {"name": row.get("name", task), "reasoning": row.get("reasoning", ""),
+            "question": row.get("question", ""), "options": row.get("options", "")}

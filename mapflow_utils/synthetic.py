@@ -5,6 +5,10 @@ Every clip is a few coloured squares on a textured scene, written as a real mp4 
 benchmark. Question and option styles follow the paper's Table 1; each option's first word is unique within its
 question, so the answer can be scored on its first token (the ``content`` answer format).
 
+(Over 400 lines on purpose: one cohesive generator, read top to bottom as drawing primitives → the five task
+renderers → image samples → files; splitting it would separate each renderer from the guarantees below that it
+keeps.)
+
 **No single frame answers a question** (TVBench's static-bias rule), by construction:
 
 * Every clip fades in from and out to black: its first ``lead`` and last ``lead - 1`` frames are black, so the

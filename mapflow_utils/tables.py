@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import paper, results
-from .data import TASK_INFO, QADataset
+from .data import QADataset
 
 
 def markdown_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -26,7 +26,8 @@ def task_rows(ds: QADataset) -> list[list[Any]]:
     """The book's Table 1: per task, the paper's example beside ours, N, options per question and chance (%)."""
     rows = []
     for task, items in ds.by_task().items():
-        name, reasoning, paper_q, paper_o = TASK_INFO.get(task, (task, "", "", ""))
+        info = paper.task_info(task)
+        name, reasoning, paper_q, paper_o = info["name"], info["reasoning"], info["question"], info["options"]
         ex = items[0]
         n_opts = Counter(len(s.candidates) for s in items)
         chance = 100 * sum(c / k for k, c in n_opts.items()) / len(items)
