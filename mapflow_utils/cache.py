@@ -1,9 +1,11 @@
 """Result cache: one file per (experiment, sample), keyed by everything that made it.
 
-The key of an experiment hashes the model weights, the processor/tokenizer, the experiment's parameters (spec,
-window, format, …), the seed and the versions of mapflow, transformers and torch; each sample adds the hash of its
-record and video file. Writes are atomic (temporary file, then rename), so an interrupted run resumes where it
-stopped and recomputes nothing already stored; a changed model, processor, video or parameter misses the cache.
+The key of an experiment hashes the model weights, the processor/tokenizer, the model's dtype and device type,
+every parameter of the experiment that changes a result (spec, window, format, ``only_correct``, …),
+:data:`RESULTS_VERSION` and the versions of mapflow, transformers and torch; each sample adds the hash of its record
+and video file. Writes are atomic (temporary file, then rename; the experiment's metadata file too), so an
+interrupted run resumes where it stopped, shards of one run can share the cache, and nothing already stored is
+recomputed; a changed model, processor, video, dtype or parameter misses the cache.
 """
 
 from __future__ import annotations
@@ -17,7 +19,23 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+#: Bump when a change of the engine or of an experiment changes its results: every cached result then misses.
+RESULTS_VERSION = 2
+
 _FINGERPRINTS: dict[int, str] = {}
+#: File hashes remembered by (path, size, mtime): a model's weights are read once, not on every load.
+HASHES_FILE = Path(os.environ.get("MAPFLOW_HASHES", Path(__file__).resolve().parent.parent / "runs" / "file-hashes.json"))
+_HASHES: dict[str, str] | None = None
+
+
+def _remembered() -> dict[str, str]:
+    global _HASHES
+    if _HASHES is None:
+        try:
+            _HASHES = json.loads(HASHES_FILE.read_text())
+        except (OSError, ValueError):
+            _HASHES = {}
+    return _HASHES
 
 
 def fingerprint(*parts: Any) -> str:
@@ -28,13 +46,30 @@ def fingerprint(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def file_hash(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Content hash of a file."""
+def file_hash(path: str | Path, chunk: int = 1 << 22, remember: bool = True) -> str:
+    """Content hash of a file; with ``remember``, files of 1 MB or more are hashed once per (path, size, mtime) and
+    the hash kept in :data:`HASHES_FILE` (a file rewritten in place gets a new mtime, hence a new hash)."""
+    path = Path(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo = _remembered() if remember and st.st_size >= 1 << 20 else None
+    if memo is not None and key in memo:
+        return memo[key]
     h = hashlib.blake2b(digest_size=12)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if memo is not None:
+        memo[key] = digest
+        try:
+            HASHES_FILE.parent.mkdir(parents=True, exist_ok=True)
+            tmp = HASHES_FILE.with_name(f"{HASHES_FILE.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, HASHES_FILE)
+        except OSError:
+            pass  # a read-only place: hashes are recomputed next time, results stay correct
+    return digest
 
 
 def model_fingerprint(adapter) -> str:
@@ -44,9 +79,10 @@ def model_fingerprint(adapter) -> str:
     if key in _FINGERPRINTS:
         return _FINGERPRINTS[key]
     src = Path(str(getattr(adapter.model, "name_or_path", "") or ""))
-    files = sorted(src.glob("*.safetensors")) if src.is_dir() else []
+    files = sorted(src.rglob("*.safetensors")) if src.is_dir() else []  # adapters of a parts folder included
     if files:
-        weights = fingerprint([file_hash(f) for f in files])
+        parts = src / "mapflow_parts.json"  # a SmolLM2 parts folder names its base by the GGUF's hash
+        weights = fingerprint([file_hash(f) for f in files], parts.read_text() if parts.is_file() else "")
     else:
         h = hashlib.blake2b(digest_size=12)
         for name, t in sorted(adapter.model.state_dict().items()):
@@ -81,8 +117,11 @@ class ResultCache:
 
     def __init__(self, root: str | Path | None, experiment: str, adapter, params: dict):
         self.root = None if root is None else Path(root)
-        self.key = fingerprint(experiment, model_fingerprint(adapter), params, versions())
-        self.meta = {"experiment": experiment, "params": params, "versions": versions()}
+        p = next(adapter.model.parameters())
+        model = {"weights": model_fingerprint(adapter), "dtype": str(p.dtype), "device": p.device.type}
+        self.key = fingerprint(experiment, model, params, versions(), RESULTS_VERSION)
+        self.meta = {"experiment": experiment, "params": params, "model": model, "versions": versions(),
+                     "results_version": RESULTS_VERSION}
 
     def _path(self, sample) -> Path:
         return self.root / self.key / f"{sample.task}-{sample.index}-{sample_fingerprint(sample)}.npz"
@@ -99,7 +138,9 @@ class ResultCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = path.parent / "experiment.json"
         if not meta.exists():
-            meta.write_text(json.dumps(self.meta, indent=1, default=str))
+            tmp_meta = meta.with_name(f"experiment.json.{os.getpid()}.tmp")
+            tmp_meta.write_text(json.dumps(self.meta, indent=1, default=str))
+            os.replace(tmp_meta, meta)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.savez(f, **result)

@@ -87,7 +87,7 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     specs = [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n)]
     cache = ResultCache(results_dir, "knockout_sweep", adapter, {
         "flows": {k: repr(v) for k, v in flows.items()}, "window": window, "format": answer_format,
-        "num_frames": num_frames})
+        "num_frames": num_frames, "only_correct": only_correct})
 
     def compute(s):
         prep = prepare(adapter, s, answer_format, num_frames)

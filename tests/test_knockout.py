@@ -199,3 +199,50 @@ def test_union_and_explicit_pair_specs_equal_the_reference(family):
     batched = K.run_specs(ad, prep.clean, prep.spans, mixed, True, True)
     single = torch.stack([K.run_specs(ad, prep.clean, prep.spans, [s], False, False)[0] for s in mixed])
     assert (batched - single).abs().max() <= 1e-5
+
+
+def test_cache_key_has_everything_that_changes_a_result(tmp_path, monkeypatch, tiny_adapter):
+    """only_correct, the results version and the dtype each give another key; the rest stays cached."""
+    from mapflow_utils import cache, experiments as E
+
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)[:2]
+    run = lambda **kw: E.knockout_sweep(tiny_adapter, ds, ["question→last"], 3, results_dir=tmp_path, **kw)  # noqa
+    run()
+    keys = lambda: {p.name for p in tmp_path.iterdir()}  # noqa: E731
+    first = keys()
+    run()
+    assert keys() == first  # same call: cached
+    run(only_correct=False)
+    assert len(keys()) == 2, "only_correct must be in the key (a baseline-wrong sample is stored without change)"
+    monkeypatch.setattr(cache, "RESULTS_VERSION", cache.RESULTS_VERSION + 1)
+    run()
+    assert len(keys()) == 3, "bumping RESULTS_VERSION must recompute"
+    monkeypatch.undo()
+    tiny_adapter.model.to(torch.float64)
+    try:
+        run()
+        assert len(keys()) == 4, "the dtype must be in the key"
+    finally:
+        tiny_adapter.model.to(torch.float32)
+
+
+def test_weight_hashes_are_remembered_by_size_and_mtime(tmp_path, monkeypatch):
+    import os
+
+    from mapflow_utils import cache
+
+    monkeypatch.setattr(cache, "HASHES_FILE", tmp_path / "hashes.json")
+    monkeypatch.setattr(cache, "_HASHES", None)
+    f = tmp_path / "w.safetensors"
+    f.write_bytes(b"a" * (1 << 20))
+    h1 = cache.file_hash(f)
+    assert (tmp_path / "hashes.json").exists()
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a[0]) or real_open(*a, **k))
+    assert cache.file_hash(f) == h1 and str(f) not in map(str, reads)  # remembered, not re-read
+    monkeypatch.undo()
+    monkeypatch.setattr(cache, "HASHES_FILE", tmp_path / "hashes.json")
+    f.write_bytes(b"b" * (1 << 20))
+    os.utime(f, ns=(1, 1))
+    assert cache.file_hash(f) != h1  # rewritten: new mtime, new hash
