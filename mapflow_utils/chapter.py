@@ -32,17 +32,26 @@ class Subjects:
 
 def setup(video_model: str | None, image_model: str | None, data_dir: str | None, tasks: Sequence[str] | None,
           n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
-          on_error: str = "raise") -> Subjects:
+          verify_videos: bool = False) -> Subjects:
     """Load the pair (defaults: the embedded Video-FT and ImageLLM), the questions (default: the shipped
-    held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder."""
+    held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder. ``verify_videos``
+    decodes every video once first and leaves out, with a warning listing them, those that fail; otherwise a video
+    that fails mid-run is left out then (the experiments list it at the end)."""
     from .models import load
 
     video_dir = paths.model_dir(video_model, paths.VIDEO_MODEL)
     image_dir = paths.model_dir(image_model, paths.IMAGE_MODEL)
     _, _, video = load(video_dir, device=device)
     _, _, image = load(image_dir, device=device)
-    ds = load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed, on_error=on_error)
+    ds = questions(data_dir, tasks, n_per_task, seed, verify_videos)
     return Subjects(video, image, ds, paths.cache_dir(results_dir), video_dir, image_dir)
+
+
+def questions(data_dir: str | None, tasks: Sequence[str] | None, n_per_task: int | None, seed: int,
+              verify_videos: bool = False) -> QADataset:
+    """A chapter's questions (see :func:`setup`)."""
+    return load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed,
+                        on_error="skip" if verify_videos else "raise", verify_videos=verify_videos)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:

@@ -316,14 +316,15 @@ def _open_video(path: Path):
             return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
         except (RuntimeError, decord.DECORDError) as e:  # truncated files raise DECORDError, others RuntimeError
             raise VideoError(f"cannot decode video {path} (corrupt or truncated: {str(e).splitlines()[0][:120]}). "
-                             "Re-download or re-extract it, or load with on_error='skip'.") from e
+                             "Re-download or re-extract it; load_tvbench(..., on_error='skip', verify_videos=True) leaves such "
+                             "files out up front.") from e
     import av
 
     try:
         return av.open(str(path))
     except av.error.FFmpegError as e:
-        raise VideoError(f"cannot decode video {path} (corrupt or truncated: {e}). Re-download or re-extract it, "
-                         "or load with on_error='skip'.") from e
+        raise VideoError(f"cannot decode video {path} (corrupt or truncated: {e}). Re-download or re-extract it; "
+                         "load_tvbench(..., on_error='skip', verify_videos=True) leaves such files out up front.") from e
 
 
 def read_frames(
@@ -360,8 +361,8 @@ def read_frames(
             fps = float(stream.average_rate or 1)
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
     except av.error.FFmpegError as e:
-        raise VideoError(f"cannot decode video {path} (corrupt or truncated: {e}). Re-download or re-extract it, "
-                         "or load with on_error='skip'.") from e
+        raise VideoError(f"cannot decode video {path} (corrupt or truncated: {e}). Re-download or re-extract it; "
+                         "load_tvbench(..., on_error='skip', verify_videos=True) leaves such files out up front.") from e
     if not frames:
         raise VideoError(f"video {path} has no frames. Re-download or re-extract it.")
     idx = sample_indices(len(frames), num_frames, fps, start, end)

@@ -5,13 +5,14 @@ experiments: both use it.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import prompts as P
-from .data import QASample
+from .data import QASample, VideoError
 from .knockout import Clean, clean_run
 from .spans import Spans, answer_token_ids, find_spans
 
@@ -64,6 +65,39 @@ def progress_bar(items, desc: str, on: bool):
     return tqdm(items, desc=desc)
 
 
+class NoCorrectAnswers(RuntimeError):
+    """An experiment on baseline-correct questions found none; the message names the parameter to raise."""
+
+
+def guarded(sample: QASample, compute, skipped: list[str]):
+    """``compute()`` for one question; a video that cannot be decoded in the middle of a run is recorded in
+    ``skipped`` (the file and the fix) and gives ``None`` instead of stopping the run (nothing computed is lost)."""
+    try:
+        return compute()
+    except VideoError as e:
+        skipped.append(f"{sample.task} #{sample.index}: {e}")
+        return None
+
+
+def report_skipped(skipped: list[str], what: str) -> None:
+    """Warn once, at the end of a run, with every question left out because its video could not be decoded."""
+    if skipped:
+        warnings.warn(f"{what}: left out {len(skipped)} question(s) whose video cannot be decoded; every other "
+                      "result is kept. Fix or remove these files, or set the chapter's verify_videos parameter "
+                      "(load_tvbench(..., verify_videos=True)) to leave them out up front:\n" + "\n".join(skipped),
+                      stacklevel=3)
+
+
+def require_correct(n_correct: int, n_seen: int, who: str, what: str) -> None:
+    """Raise :class:`NoCorrectAnswers` when an experiment restricted to baseline-correct questions has none."""
+    if n_seen and not n_correct:
+        raise NoCorrectAnswers(
+            f"{who} answered none of the {n_seen} questions correctly, and {what} uses baseline-correct questions "
+            "only: there is nothing to measure. Raise the chapter's n_per_task (more questions), check "
+            "answer_format (the model's own format: letter for real checkpoints), or use a trained model (random "
+            "weights answer at chance).")
+
+
 # ------------------------------------------------------------------------------------------- accuracy
 
 #: Frame controls for :func:`accuracy`: which of the T sampled frames the model sees.
@@ -108,14 +142,19 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
     """
     rng = np.random.default_rng(seed)
     out: dict[str, list[int]] = {}
+    skipped: list[str] = []
     for s in progress_bar(samples, f"accuracy ({mode})", progress):
-        frames = control_frames(s.frames(num_frames), mode, rng)
+        frames = guarded(s, lambda: s.frames(num_frames), skipped)
+        if frames is None:
+            continue
+        frames = control_frames(frames, mode, rng)
         hit = predict(adapter, s.question, s.candidates, answer_format, frames, s.task) == s.answer_index
         if hits is not None:
             hits[s.uid] = int(hit)
         c = out.setdefault(s.task, [0, 0])
         c[0] += hit
         c[1] += 1
+    report_skipped(skipped, "accuracy")
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

@@ -12,10 +12,15 @@ import torch
 
 from . import pathways
 from . import prompts as P
-from .evaluate import Prepared, prepare, progress_bar
+from .evaluate import Prepared, guarded, prepare, progress_bar, report_skipped, require_correct
 from .knockout import run_sweep
 from .results import RANGED_OWN, KeyResults, PathwayResult, SweepResult, interval_size, ranges_from_sweep
 from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs
+
+
+def model_name(adapter) -> str:
+    """The model's folder or hub id for messages (its class name when it has none)."""
+    return str(getattr(adapter.model, "name_or_path", "") or type(adapter.model).__name__)
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
@@ -99,17 +104,22 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         return {"correct": np.array(int(prep.correct)), "change": ((probs[:, pred] - base) / base * 100)}
 
     change: dict[str, list] = {f: [] for f in flows}
-    tasks, seen = [], {}
+    tasks, seen, skipped = [], {}, []
     for s in progress_bar(samples, "knockout sweep", progress):
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None:
+            continue
         seen[s.task] = seen.get(s.task, 0) + 1
-        r = cache.get_or_compute(s, lambda: compute(s))
         if "change" not in r or (only_correct and not int(r["correct"])):
             continue
         for i, name in enumerate(flows):
             change[name].append(r["change"][i * n:(i + 1) * n])
         tasks.append(s.task)
+    report_skipped(skipped, "knockout sweep")
+    if only_correct:
+        require_correct(len(tasks), sum(seen.values()), model_name(adapter), "the knockout sweep")
     arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
-    return SweepResult(arr, tasks, seen, window)
+    return SweepResult(arr, tasks, seen, window, skipped)
 
 
 def pair_sweeps(video, image, samples, flows, window: int, answer_format: P.AnswerFormat = "content",
@@ -126,16 +136,19 @@ def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "cont
     ``{"true": [N, n_points], "false": [N, n_points], "tasks": [N]}`` (false = mean over the false options)."""
     from .lens import answer_probability
 
-    true, false, tasks = [], [], []
+    true, false, tasks, skipped = [], [], [], []
     for s in samples:
-        prep = prepare(adapter, s, answer_format, num_frames)
-        if only_correct and not prep.correct:
+        prep = guarded(s, lambda: prepare(adapter, s, answer_format, num_frames), skipped)
+        if prep is None or (only_correct and not prep.correct):
             continue
         p = answer_probability(adapter, prep.clean, prep.answer_ids, variant).numpy()
         a = s.answer_index
         true.append(p[:, a])
         false.append(np.delete(p, a, axis=1).mean(1))
         tasks.append(s.task)
+    report_skipped(skipped, "answer probabilities")
+    if only_correct:
+        require_correct(len(tasks), len(samples) - len(skipped), model_name(adapter), "the layerwise answer probability")
     return {"true": np.array(true), "false": np.array(false), "tasks": np.array(tasks)}
 
 
@@ -168,12 +181,17 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
         return {"hit": (probs.argmax(-1) == s.answer_index).numpy().astype(np.int64)}
 
     out = {l: {} for l in labels}
+    skipped: list[str] = []
     for s in samples:
-        hits = cache.get_or_compute(s, lambda: compute(s))["hit"]
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None:
+            continue
+        hits = r["hit"]
         for l, h in zip(labels, hits):
             c = out[l].setdefault(s.task, [0, 0])
             c[0] += int(h)
             c[1] += 1
+    report_skipped(skipped, "accuracy under knockout")
     return out
 
 

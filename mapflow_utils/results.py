@@ -5,7 +5,7 @@ claims and plots read these types; the experiments produce them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,7 @@ class SweepResult:
     tasks: list[str]
     n_seen: dict[str, int]
     window: int
+    skipped: list[str] = field(default_factory=list)  # questions whose video could not be decoded mid-run
 
     def correct(self) -> dict[str, list[int]]:
         """Baseline accuracy per task, ``{task: [correct, seen]}`` (for a sweep run with ``only_correct``)."""

@@ -246,3 +246,30 @@ def test_weight_hashes_are_remembered_by_size_and_mtime(tmp_path, monkeypatch):
     f.write_bytes(b"b" * (1 << 20))
     os.utime(f, ns=(1, 1))
     assert cache.file_hash(f) != h1  # rewritten: new mtime, new hash
+
+
+def test_no_correct_question_names_the_parameter_to_raise(tiny_adapter, monkeypatch):
+    from mapflow_utils import evaluate, experiments as E
+
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)[:2]
+    monkeypatch.setattr(evaluate.Prepared, "correct", property(lambda self: False))
+    with pytest.raises(evaluate.NoCorrectAnswers, match="n_per_task"):
+        E.knockout_sweep(tiny_adapter, ds, ["question→last"], 3)
+    with pytest.raises(evaluate.NoCorrectAnswers, match="n_per_task"):
+        E.option_probabilities(tiny_adapter, ds)
+
+
+def test_a_video_that_breaks_mid_run_is_skipped_and_listed(tiny_adapter, tmp_path):
+    import dataclasses
+    import shutil
+
+    from mapflow_utils import experiments as E
+
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=2)[:3]
+    bad = tmp_path / "truncated.mp4"
+    shutil.copy(ds[1].video_path, bad)
+    bad.write_bytes(bad.read_bytes()[:300])  # loads (the record is fine), fails to decode
+    samples = [ds[0], dataclasses.replace(ds[1], video_path=bad), ds[2]]
+    with pytest.warns(UserWarning, match=r"(?s)left out 1 question.*truncated\.mp4"):
+        r = E.knockout_sweep(tiny_adapter, samples, ["question→last"], 3, only_correct=False, results_dir=tmp_path)
+    assert len(r.tasks) == 2 and len(r.skipped) == 1 and "truncated.mp4" in r.skipped[0]
