@@ -31,9 +31,15 @@ def attention_rows(adapter, clean: K.Clean, spans: Spans, rows: Sequence[int], l
 
 
 def video_maps(weights: torch.Tensor, spans: Spans) -> torch.Tensor:
-    """Reshape attention onto the video into per-frame grids: ``[layers, Q, frames, h, w]`` for square frames
-    (``[layers, Q, frames, tokens]`` otherwise)."""
-    per_frame = torch.stack([weights[..., fr.start:fr.stop] for fr in spans.frames], dim=-2)
-    n = per_frame.shape[-1]
+    """Attention onto the video per frame unit (a frame, or a temporal group for models that merge frames):
+    ``[layers, Q, units, h, w]`` when every unit has the same square number of tokens; otherwise each unit's total
+    mass as a ``1 x 1`` grid (InternVL's and VideoLLaMA3's per-frame marker text gives units of unequal length, which
+    have no common spatial layout)."""
+    sizes = {len(fr) for fr in spans.frames}
+    n = sizes.pop() if len(sizes) == 1 else 0
     side = int(round(n ** 0.5))
-    return per_frame.reshape(*per_frame.shape[:-1], side, side) if side * side == n else per_frame
+    if n and side * side == n:
+        per_frame = torch.stack([weights[..., fr.start:fr.stop] for fr in spans.frames], dim=-2)
+        return per_frame.reshape(*per_frame.shape[:-1], side, side)
+    mass = torch.stack([weights[..., fr.start:fr.stop].sum(-1) for fr in spans.frames], dim=-1)
+    return mass[..., None, None]

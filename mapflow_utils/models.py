@@ -173,6 +173,23 @@ class Adapter:
                                                       frames_indices=list(range(n)))]
         return self.processor(text=text, videos=[frames], return_tensors="pt", **kwargs)
 
+    def frames_per_unit(self) -> int:
+        """How many input frames one video unit (one range of :meth:`frame_ranges`) holds: the temporal patch size
+        for models that merge frames (Qwen2-VL/2.5-VL: 2), else 1."""
+        if self.family.frames == "groups":
+            return int(self.model.config.vision_config.temporal_patch_size)
+        return 1
+
+    def frame_unit(self) -> str:
+        """What "a frame" is in this model's token layout, for figure labels: ``frame`` or ``temporal group of 2
+        frames``; frames of unequal token counts (per-frame text markers) say so."""
+        k = self.frames_per_unit()
+        if k > 1:
+            return f"temporal group of {k} frames"
+        if self.family.frames in ("marked", "timestamped"):
+            return "frame (with its marker text; token counts differ)"
+        return "frame"
+
     def frame_ranges(self, input_ids, video: range, num_frames: int) -> list[range]:
         """Token ranges of each frame inside the ``video`` range of the expanded ids.
 

@@ -162,40 +162,53 @@ def frequency_lines(norm: Mapping[str, np.ndarray], title: str, xlabel: str = "l
     return fig
 
 
-def frame_heatmaps(maps: Mapping[str, np.ndarray], title: str):
-    """Attention mass per (layer, frame), one panel per condition: ``maps[label]`` is ``[layers, frames]``."""
+def frame_heatmaps(maps: Mapping[str, np.ndarray], title: str, unit: str = "frame"):
+    """Attention mass per (layer, frame unit), one panel per condition: ``maps[label]`` is ``[layers, units]``;
+    ``unit`` names what a column is for the model (``Adapter.frame_unit()``: a frame, or a temporal group)."""
     use_style()
     fig, axes = plt.subplots(1, len(maps), figsize=(3.3 * len(maps), 2.8), squeeze=False)
     vmax = max(float(m.max()) for m in maps.values())
     for ax, (label, m) in zip(axes[0], maps.items()):
         im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0, vmax=vmax, origin="lower",
                        extent=(0.5, m.shape[1] + 0.5, 0.5, m.shape[0] + 0.5))
-        ax.set_xlabel("frame")
+        ax.set_xlabel(unit if len(unit) < 30 else unit.split(" (")[0])
         ax.set_ylabel("layer")
         ax.set_title(label)
         ax.grid(False)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention mass")
-    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.suptitle(title if unit == "frame" else f"{title}  (columns: {unit})", x=0.01, ha="left", fontweight="bold")
     return fig
 
 
 def attention_on_frames(frames: np.ndarray, grids: Mapping[str, np.ndarray], title: str):
-    """The frames with the attention grid of each condition drawn over them: ``grids[label]`` is ``[T, h, w]``."""
+    """The frames with the attention of each condition drawn over them: ``grids[label]`` is ``[units, h, w]``.
+
+    A unit is a frame, or for models that merge frames a temporal group (then each column shows the group's first
+    frame, labelled with the frames it holds); a ``1 x 1`` grid (frames of unequal token counts) is drawn as one
+    uniform overlay of that frame's mass.
+    """
     use_style()
-    t = len(frames)
-    fig, axes = plt.subplots(len(grids), t, figsize=(1.0 * t + 1.2, 1.15 * len(grids) + 0.4), squeeze=False)
+    units = len(next(iter(grids.values())))
+    k = max(1, -(-len(frames) // units))  # frames per unit
+    fig, axes = plt.subplots(len(grids), units, figsize=(1.0 * units + 1.2, 1.15 * len(grids) + 0.5), squeeze=False)
     vmax = max(float(g.max()) for g in grids.values()) or 1.0
     for r, (label, g) in enumerate(grids.items()):
-        for c in range(t):
+        for c in range(units):
             ax = axes[r, c]
-            ax.imshow(frames[c])
-            h, w = frames[c].shape[:2]
+            frame = frames[min(c * k, len(frames) - 1)]
+            ax.imshow(frame)
+            h, w = frame.shape[:2]
             ax.imshow(g[c], cmap="magma", alpha=0.55, vmin=0, vmax=vmax, extent=(0, w, h, 0),
                       interpolation="nearest")
             ax.set_xticks([]), ax.set_yticks([])
             ax.grid(False)
+            if r == 0 and k > 1:
+                ax.set_title(f"frames {c * k + 1}-{min(len(frames), c * k + k)}", fontsize=7)
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=9)
+    note = f"  (one column per temporal group of {k} frames)" if k > 1 else ""
+    if next(iter(grids.values())).shape[-1] == 1:
+        note += "  (frames of unequal token counts: mass per frame, no spatial layout)"
+    fig.suptitle(title + note, x=0.01, ha="left", fontweight="bold", fontsize=9)
     return fig
 
 

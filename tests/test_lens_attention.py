@@ -59,3 +59,26 @@ def test_attention_rows_match_full_attention_maps(family):
     if family == ALL[0]:
         grids = video_maps(ours, prep.spans)
         assert grids.shape == (ad.num_layers, len(rows), 8, 4, 4)
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_frame_units_work_for_every_layout(family):
+    """One notion of a frame: a unit is a frame or a temporal group; unequal units give masses, never a crash."""
+    import matplotlib.pyplot as plt
+
+    from mapflow_utils import plots
+
+    ad, prep = prepared(family=family)
+    k = ad.frames_per_unit()
+    frames = prep.sample.frames(8)
+    assert len(prep.spans.frames) == -(-len(frames) // k)
+    rows = [prep.spans.length - 1]
+    w = attention_rows(ad, prep.clean, prep.spans, rows)
+    maps = video_maps(w, prep.spans)  # [layers, Q, units, h, w]
+    assert maps.shape[2] == len(prep.spans.frames)
+    on_video = w[..., prep.spans.video.start:prep.spans.video.stop].sum(-1)
+    assert torch.allclose(maps.flatten(2).sum(-1), on_video, atol=1e-5)  # every video token counted once
+    fig = plots.attention_on_frames(frames, {"clean": maps[0, 0].numpy()}, "test")
+    assert ("temporal group" in fig._suptitle.get_text()) == (k > 1)
+    assert ("temporal group" in ad.frame_unit()) == (k > 1)
+    plt.close(fig)
