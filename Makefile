@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-book book book-html data smol-models clean
+.PHONY: install test test-book test-matrix book book-html data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -32,7 +32,7 @@ $(STAMP):
 install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
 
 test: install  ## unit tests + every chapter run by papermill with tiny parameters in a temporary cache
-	$(VENV)/bin/pytest tests --ignore=tests/book
+	$(VENV)/bin/pytest tests --ignore=tests/book --ignore=tests/matrix
 
 # The book's committed result cache: `make book` writes it, `make test-book` reads only it (never runs/cache).
 BOOK_RESULTS := MAPFLOW_RESULTS=data/results
@@ -48,6 +48,9 @@ $(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widg
 	   tar xzf jupyter-widgets-html-manager-1.0.15.tgz package/dist/embed-amd.js && mv package/dist/embed-amd.js . && \
 	   tar xzf requirejs-2.3.8.tgz package/require.js && mv package/require.js .) && \
 	  cp $$tmp/embed-amd.js $$tmp/require.js _widgets_js/ && rm -rf $$tmp
+
+test-matrix: install  ## every chapter that takes a model x every supported class (tiny random weights)
+	$(VENV)/bin/pytest tests/matrix
 
 book: install $(WIDGETS_JS)  ## execute every chapter with papermill into book/, then build _build/html
 	$(BOOK_RESULTS) $(VENV)/bin/mapflow book

@@ -13,6 +13,20 @@ from .data import QADataset, load_tvbench
 from .tables import markdown_table
 
 
+class NotApplicable(RuntimeError):
+    """A chapter asked of a model it is not about (e.g. the models chapter of a model without shipped training
+    logs and evaluation); the message says what to run instead."""
+
+
+def require_embedded(model_dir: str, chapter: str, instead: str) -> None:
+    """Stop a chapter that describes mapflow's own trained models (training logs, ``eval.json``) with a clear
+    message when ``model_dir`` is not one of them."""
+    d = Path(model_dir)
+    if not (d / "eval.json").is_file() or not (d / "training").is_dir():
+        raise NotApplicable(f"The {chapter} chapter describes mapflow's embedded models, from their training logs and "
+                            f"shipped evaluation (eval.json); {model_dir} has neither. {instead}")
+
+
 @dataclass
 class Subjects:
     """A chapter's Video-FT and ImageLLM (adapters, see :func:`mapflow_utils.models.load`), its questions and its

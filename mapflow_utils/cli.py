@@ -197,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="a parameter; values are parsed as YAML (numbers, lists, true/false, null)")
     run.add_argument("-r", "--raw", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter kept as a string")
+    run.add_argument("-f", "--parameters-file", default=None, metavar="YAML",
+                     help="parameters from a YAML mapping (name: value); -p/-r given as well override them")
     run.add_argument("--name", default="default", help="run name: output goes to runs/<name>/<chapter>.ipynb")
     run.add_argument("--out", default=None, help="output notebook or folder (overrides --name)")
 
@@ -251,7 +253,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                             tasks=args.tasks or PAPER_TASKS, cfg=LONG if args.long else SynthConfig(), progress=True)
         print(f"wrote {out}")
     elif args.cmd == "run":
-        params = {k: _value(v) for k, v in args.parameter}
+        params = {}
+        if args.parameters_file:
+            loaded = yaml.safe_load(Path(args.parameters_file).read_text())
+            if not isinstance(loaded, dict):
+                raise SystemExit(f"mapflow run: {args.parameters_file} must hold a YAML mapping of parameter: value")
+            params.update(loaded)
+        params.update({k: _value(v) for k, v in args.parameter})
         params.update({k: v for k, v in args.raw})
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":

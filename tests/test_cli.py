@@ -63,3 +63,18 @@ def test_run_on_classes_keeps_going_past_a_failing_class(tmp_path):
     assert "mapflow tiny-vlm LlavaNextVideoForConditionalGeneration" in rows[1]["command"]
     with pytest.raises(ValueError, match="no chapter"):
         cli.run_on_classes("no_such_chapter", [], tmp_path)
+
+
+def test_run_reads_parameters_from_a_yaml_file_and_p_overrides(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("tasks: [object_count]\nn_per_task: 3\nseed: 5\n")
+    out = tmp_path / "out"
+    cli.main(["run", "data", "-f", str(params), "-p", "n_per_task", "1", "--out", str(out)])
+    got = json.loads((out / "data.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+    assert got["tasks"] == ["object_count"] and got["seed"] == 5 and got["n_per_task"] == 1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    import pytest
+
+    with pytest.raises(SystemExit, match="YAML mapping"):
+        cli.main(["run", "data", "-f", str(bad)])

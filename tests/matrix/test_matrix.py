@@ -1,0 +1,59 @@
+"""Every chapter that takes a model, on a tiny random-weight copy of every supported class, with minimal
+parameters: it runs end to end, or stops with one of mapflow's clear messages (never a traceback of ours).
+
+Random weights answer at chance, so a chapter may find no baseline-correct question (``NoCorrectAnswers``, which
+names the parameter to raise); the models chapter describes the embedded models only (``NotApplicable``). `make
+test-matrix` runs this tier (two processes); CI runs it with the README's test command.
+"""
+
+import json
+
+import pytest
+
+from mapflow_utils import cli, paths
+from mapflow_utils.models import SUPPORT
+from mapflow_utils.tiny_vlms import save_tiny
+
+#: Chapters that take a model (data and verdicts take none; your_model runs classes itself).
+CHAPTERS = [c for c in cli.chapters() if c not in ("data", "verdicts", "your_model")]
+CLEAR = {"NoCorrectAnswers", "NotApplicable"}
+PARAMS = {"answer_format": "letter", "n_per_task": 2, "window": 1, "tasks": ["action_antonym", "object_count"],
+          "n_random": 1}
+
+
+def declared(chapter: str) -> set[str]:
+    text = (paths.NOTEBOOKS / f"{chapter}.md").read_text()
+    cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
+    return {line.split(":")[0].strip() for line in cell.splitlines() if ":" in line}
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("classes")
+    return {name: save_tiny(name, root / name) for name in SUPPORT}
+
+
+@pytest.mark.parametrize("family", list(SUPPORT))
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
+    import papermill
+
+    model = str(tiny_dirs[family])
+    names = declared(chapter)
+    params = {k: v for k, v in PARAMS.items() if k in names}
+    if chapter == "appc_open":
+        params.pop("answer_format")  # its own: open-ended
+    if "pairs" in names:
+        params["pairs"] = {"tiny": [model, model]}
+    else:
+        params.update(video_model=model, image_model=model)
+    if "results_dir" in names:
+        params["results_dir"] = str(tmp_path / "cache")
+    try:
+        out = cli.run_chapter(chapter, params, out=tmp_path, progress=False)
+    except papermill.PapermillExecutionError as e:
+        assert e.ename in CLEAR, f"{chapter} on {family}: {e.ename}: {e.evalue}"
+        assert "n_per_task" in e.evalue or "embedded" in e.evalue
+        return
+    nb = json.loads(out.read_text())
+    assert not [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
