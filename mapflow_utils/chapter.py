@@ -46,17 +46,19 @@ class Subjects:
 
 def setup(video_model: str | None, image_model: str | None, data_dir: str | None, tasks: Sequence[str] | None,
           n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
-          verify_videos: bool = False) -> Subjects:
+          verify_videos: bool = False, dtype: str | None = None, device_map: str | None = None) -> Subjects:
     """Load the pair (defaults: the embedded Video-FT and ImageLLM), the questions (default: the shipped
     held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder. ``verify_videos``
     decodes every video once first and leaves out, with a warning listing them, those that fail; otherwise a video
-    that fails mid-run is left out then (the experiments list it at the end)."""
-    from .models import load
+    that fails mid-run is left out then (the experiments list it at the end). ``dtype`` None: float32 on CPU,
+    bfloat16 on a GPU; ``device_map`` (e.g. ``"auto"``) spreads a large model over several GPUs."""
+    from .models import default_dtype, load
 
     video_dir = paths.model_dir(video_model, paths.VIDEO_MODEL)
     image_dir = paths.model_dir(image_model, paths.IMAGE_MODEL)
-    _, _, video = load(video_dir, device=device)
-    _, _, image = load(image_dir, device=device)
+    dtype = dtype or default_dtype(device, device_map)
+    _, _, video = load(video_dir, device=device, dtype=dtype, device_map=device_map)
+    _, _, image = load(image_dir, device=device, dtype=dtype, device_map=device_map)
     ds = questions(data_dir, tasks, n_per_task, seed, verify_videos)
     return Subjects(video, image, ds, paths.cache_dir(results_dir), video_dir, image_dir)
 

@@ -84,7 +84,10 @@ def knockout_attention(module, query, key, value, attention_mask, **kwargs):
     allowed = _allowed(attention_mask, q_len, kv_len, query.device)
     lo = q0 - (plan.q_start if plan is not None else 0)
     for pairs, rows_active in parts:
-        allowed = allowed & ~(pairs[:, :, lo:lo + q_len, :kv_len] & rows_active.view(-1, 1, 1, 1))
+        block = pairs[:, :, lo:lo + q_len, :kv_len] & rows_active.view(-1, 1, 1, 1)
+        if block.device != query.device:  # layers split over devices (device_map): the plan lives on the first
+            block = block.to(query.device, non_blocking=True)
+        allowed = allowed & ~block
     if capture:
         _capture(plan, layer, module, query, key, allowed, q0, kwargs.get("scaling"))
     kwargs.pop("is_causal", None)

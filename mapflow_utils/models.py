@@ -287,6 +287,11 @@ def answer_format(model_id_or_path: str | Path) -> str:
     return "content" if p.is_dir() and p.resolve().parent == paths.MODELS.resolve() else "letter"
 
 
+def default_dtype(device: str = "cpu", device_map: Any = None) -> str:
+    """The chapters' default dtype: float32 on CPU, bfloat16 on a GPU (or a model spread by ``device_map``)."""
+    return "float32" if device == "cpu" and device_map is None else "bfloat16"
+
+
 def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, device_map: Any = None,
          attn_implementation: str = "sdpa"):
     """Load a video LLM, its processor and its adapter: ``(model, processor, adapter)``.
