@@ -46,7 +46,8 @@ class Subjects:
 
 def setup(video_model: str | None, image_model: str | None, data_dir: str | None, tasks: Sequence[str] | None,
           n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
-          verify_videos: bool = False, dtype: str | None = None, device_map: str | None = None) -> Subjects:
+          verify_videos: bool = False, dtype: str | None = None, device_map: str | None = None,
+          shard: str | None = None) -> Subjects:
     """Load the pair (defaults: the embedded Video-FT and ImageLLM), the questions (default: the shipped
     held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder. ``verify_videos``
     decodes every video once first and leaves out, with a warning listing them, those that fail; otherwise a video
@@ -59,15 +60,15 @@ def setup(video_model: str | None, image_model: str | None, data_dir: str | None
     dtype = dtype or default_dtype(device, device_map)
     _, _, video = load(video_dir, device=device, dtype=dtype, device_map=device_map)
     _, _, image = load(image_dir, device=device, dtype=dtype, device_map=device_map)
-    ds = questions(data_dir, tasks, n_per_task, seed, verify_videos)
+    ds = questions(data_dir, tasks, n_per_task, seed, verify_videos, shard)
     return Subjects(video, image, ds, paths.cache_dir(results_dir), video_dir, image_dir)
 
 
 def questions(data_dir: str | None, tasks: Sequence[str] | None, n_per_task: int | None, seed: int,
-              verify_videos: bool = False) -> QADataset:
-    """A chapter's questions (see :func:`setup`)."""
+              verify_videos: bool = False, shard: str | None = None) -> QADataset:
+    """A chapter's questions (see :func:`setup`); ``shard`` keeps this process's share (:meth:`QADataset.shard`)."""
     return load_tvbench(paths.data_dir(data_dir), tasks=tasks, n_per_task=n_per_task, seed=seed,
-                        on_error="skip" if verify_videos else "raise", verify_videos=verify_videos)
+                        on_error="skip" if verify_videos else "raise", verify_videos=verify_videos).shard(shard)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:

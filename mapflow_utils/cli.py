@@ -105,6 +105,24 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     return dest
 
 
+def run_shards(chapter: str, parameters: dict[str, Any], n: int, name: str = "default") -> list[Path]:
+    """Run ``chapter`` as ``n`` local processes, shard ``i/n`` each, into the shared result cache (the chapter's
+    ``results_dir``); each executed shard goes to ``runs/<name>/shard-<i>/``. Raises if a shard fails. The caller
+    then runs the chapter once without a shard, which finds every result cached and renders the page."""
+    procs = []
+    for i in range(n):
+        out = paths.ROOT / "runs" / name / f"shard-{i}"
+        cmd = [sys.executable, "-m", "mapflow_utils.cli", "run", chapter, "--out", str(out)]
+        for k, v in {**parameters, "shard": f"{i}/{n}"}.items():
+            cmd += ["-p", k, json.dumps(v) if not isinstance(v, str) else v]
+        procs.append((out / f"{chapter}.ipynb", subprocess.Popen(cmd)))
+    failed = [str(out) for out, p in procs if p.wait() != 0]
+    if failed:
+        raise SystemExit(f"mapflow run --shards: shard(s) failed: {', '.join(failed)}; their logs are above. "
+                         "Results of the others are cached: rerun to retry only what is missing.")
+    return [out for out, _ in procs]
+
+
 def read_glue(notebook: str | Path) -> dict[str, str]:
     """The text of every value a notebook glued (myst-nb ``glue``), by name."""
     nb = json.loads(Path(notebook).read_text())
@@ -199,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="a parameter kept as a string")
     run.add_argument("-f", "--parameters-file", default=None, metavar="YAML",
                      help="parameters from a YAML mapping (name: value); -p/-r given as well override them")
+    run.add_argument("--shard", default=None, metavar="i/n|slurm",
+                     help="run only this share of the questions into the shared result cache (slurm: from the "
+                          "array job's environment); then run once without --shard to render the page")
+    run.add_argument("--shards", type=int, default=None, metavar="N",
+                     help="run N local processes (shards 0/N … N-1/N), then the unsharded run that renders the page")
     run.add_argument("--name", default="default", help="run name: output goes to runs/<name>/<chapter>.ipynb")
     run.add_argument("--out", default=None, help="output notebook or folder (overrides --name)")
 
@@ -261,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             params.update(loaded)
         params.update({k: _value(v) for k, v in args.parameter})
         params.update({k: v for k, v in args.raw})
+        if args.shard:
+            params["shard"] = args.shard
+        if args.shards:
+            run_shards(args.chapter, params, args.shards, name=args.name)
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":
         from .cards import evaluate

@@ -31,6 +31,7 @@ The paper (Map the Flow, Table 1) uses the five in the left column (:data:`PAPER
 from __future__ import annotations
 
 import json
+import os
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -151,6 +152,15 @@ class QADataset(Sequence[QASample]):
             out.setdefault(s.task, []).append(s)
         return out
 
+    def shard(self, shard: str | None) -> "QADataset":
+        """This process's share of the questions: ``"i/n"`` keeps samples ``[i::n]`` (after the seeded subset, so
+        the n shards of one run partition it); ``"slurm"`` reads ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``
+        (an array ``--array=0-(n-1)``); ``None`` keeps all."""
+        if shard in (None, ""):
+            return self
+        i, n = parse_shard(shard)
+        return QADataset(self.samples[i::n], self.root, list(self.problems))
+
     def summary(self) -> str:
         """Counts per task and every skipped record, one per line."""
         lines = [f"{shown(self.root)}: {len(self.samples)} samples"]
@@ -160,6 +170,24 @@ class QADataset(Sequence[QASample]):
             lines.append(f"  skipped {len(self.problems)}:")
             lines += [f"    - {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"i/n"`` (0 <= i < n) or ``"slurm"`` (from the array job's environment) -> ``(i, n)``."""
+    if shard == "slurm":
+        try:
+            i, n = int(os.environ["SLURM_ARRAY_TASK_ID"]), int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+        except KeyError as e:
+            raise DataError(f"shard='slurm' needs {e.args[0]} (run it inside an sbatch --array job; "
+                            "tools/mapflow.sbatch is a template), or pass shard='i/n'") from None
+    else:
+        try:
+            i, n = (int(x) for x in str(shard).split("/"))
+        except ValueError:
+            raise DataError(f"shard={shard!r}: expected 'i/n' (e.g. '0/4') or 'slurm'") from None
+    if not 0 <= i < n:
+        raise DataError(f"shard={shard!r}: need 0 <= i < n")
+    return i, n
 
 
 def _check_record(rec: Any, where: str) -> None:

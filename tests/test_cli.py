@@ -78,3 +78,39 @@ def test_run_reads_parameters_from_a_yaml_file_and_p_overrides(tmp_path):
 
     with pytest.raises(SystemExit, match="YAML mapping"):
         cli.main(["run", "data", "-f", str(bad)])
+
+
+def test_two_shards_then_the_merge_equal_one_run(tmp_path):
+    """Shards 0/2 and 1/2 fill one cache; the unsharded run then computes nothing and states the same claims as a
+    single run into another cache."""
+    base = {"tasks": ["action_antonym", "object_count"], "n_per_task": 2, "window": 1}
+    shared = tmp_path / "shared"
+    for i in range(2):
+        cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared), "shard": f"{i}/2"},
+                        out=tmp_path / f"shard-{i}", progress=False)
+    cached = sorted(p.name for p in shared.rglob("*.npz"))
+    assert cached
+    merged = cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared)}, out=tmp_path / "merged",
+                             progress=False)
+    assert sorted(p.name for p in shared.rglob("*.npz")) == cached, "the merge run recomputed something"
+    single = cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(tmp_path / "single")},
+                             out=tmp_path / "single-out", progress=False)
+    claims = lambda nb: json.loads(nb.with_name("s3_2_temporal.claims.json").read_text())  # noqa: E731
+    assert claims(merged) == claims(single)
+
+
+def test_shard_parsing_names_the_fix(monkeypatch):
+    import pytest
+
+    from mapflow_utils.data import DataError, parse_shard
+
+    assert parse_shard("1/4") == (1, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    assert parse_shard("slurm") == (2, 3)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT")
+    with pytest.raises(DataError, match="sbatch"):
+        parse_shard("slurm")
+    for bad in ("4/4", "a/b", "3"):
+        with pytest.raises(DataError, match="shard"):
+            parse_shard(bad)
