@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +24,8 @@ import torch
 RESULTS_VERSION = 2
 
 _FINGERPRINTS: dict[int, str] = {}
+#: Per process: results read from the cache ("cached") and computed ("computed"), for the pages' provenance.
+STATS: Counter = Counter()
 #: File hashes remembered by (path, size, mtime): a model's weights are read once, not on every load.
 HASHES_FILE = Path(os.environ.get("MAPFLOW_HASHES", Path(__file__).resolve().parent.parent / "runs" / "file-hashes.json"))
 _HASHES: dict[str, str] | None = None
@@ -129,11 +132,14 @@ class ResultCache:
     def get_or_compute(self, sample, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """The stored result of ``sample`` or ``compute()``'s, stored atomically."""
         if self.root is None:
+            STATS["computed"] += 1
             return compute()
         path = self._path(sample)
         if path.exists():
+            STATS["cached"] += 1
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
+        STATS["computed"] += 1
         result = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = path.parent / "experiment.json"

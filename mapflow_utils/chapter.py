@@ -4,13 +4,18 @@ verdict: loading its subjects and data, showing a table, gluing values, and the 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import paths
+from . import __version__, paths
 from .data import QADataset, load_tvbench
 from .tables import markdown_table
+
+
+#: When this chapter's kernel imported the module (the first code cell): the page's run time starts here.
+STARTED = time.time()
 
 
 class NotApplicable(RuntimeError):
@@ -97,3 +102,66 @@ def rerun(chapter: str, options: str = PAPER_RUN, video_model: str = "/path/to/L
 
     cmd = f"mapflow run {chapter} -p video_model {video_model} {data} \\\n    {options} {device} --name llava7b"
     display(Markdown(f"```bash\n{cmd}\n```"))
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "--short=10", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(paths.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (sha + ("+local changes" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(subjects: Subjects | None = None, seed: int | None = None, ds: QADataset | None = None) -> dict:
+    """What produced this page: commit, versions, machine, device and dtype, seed, model weights' hashes, the data
+    split, results read from the cache against computed, and the run time so far."""
+    import os
+    import platform
+
+    import torch
+    import transformers
+
+    from .cache import STATS, model_fingerprint
+
+    out = {"commit": _commit(), "mapflow": __version__, "transformers": transformers.__version__,
+           "torch": torch.__version__, "python": platform.python_version(),
+           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s)"}
+    if subjects is not None:
+        p = next(subjects.video.model.parameters())
+        out.update(device=str(p.device), dtype=str(p.dtype).replace("torch.", ""),
+                   video_model=paths.shown(subjects.video_dir), video_weights=model_fingerprint(subjects.video),
+                   image_model=paths.shown(subjects.image_dir), image_weights=model_fingerprint(subjects.image))
+        ds = ds or subjects.ds
+    if ds is not None:
+        out["data"] = f"{paths.shown(ds.root)} ({len(ds)} questions)"
+    if seed is not None:
+        out["seed"] = seed
+    out.update(results_cached=STATS["cached"], results_computed=STATS["computed"],
+               run_seconds=round(time.time() - STARTED, 1))
+    return out
+
+
+def footer(subjects: Subjects | None = None, seed: int | None = None, ds: QADataset | None = None) -> None:
+    """The page's provenance footer (a short line of small text), also glued as ``provenance`` (JSON) for the
+    runner's ``<chapter>.results.json``."""
+    import json
+
+    from IPython.display import Markdown, display
+
+    info = provenance(subjects, seed, ds)
+    glue(provenance=json.dumps(info))
+    parts = [f"commit `{info['commit']}`", f"mapflow {info['mapflow']}, transformers {info['transformers']}, "
+             f"torch {info['torch']}", info["machine"]]
+    if "device" in info:
+        parts.append(f"{info['device']}, {info['dtype']}; Video-FT `{info['video_model']}` ({info['video_weights']}), "
+                     f"ImageLLM `{info['image_model']}` ({info['image_weights']})")
+    if "data" in info:
+        parts.append(f"data `{info['data']}`" + (f", seed {info['seed']}" if "seed" in info else ""))
+    parts.append(f"results: {info['results_cached']} read from the cache, {info['results_computed']} computed; "
+                 f"run time {info['run_seconds']:.0f} s")
+    display(Markdown("<small>Produced by: " + "; ".join(parts) + ".</small>"))

@@ -102,7 +102,30 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
                             cwd=str(dest.parent), progress_bar=progress, log_output=False,
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines in nested runs
     _clean(dest)
+    write_results(dest)
     return dest
+
+
+def write_results(notebook: Path) -> Path:
+    """``<chapter>.results.json`` beside an executed chapter: its parameters, every glued value, its claims (if it
+    states any) and the provenance its footer glued, for machines (the page is for people)."""
+    import ast
+
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    glued = read_glue(notebook)
+    glued.pop("provenance", None)
+    claims_file = notebook.with_name(f"{notebook.stem}.claims.json")
+    prov = None
+    for o in (o for c in nb["cells"] for o in c.get("outputs", [])):
+        meta = o.get("metadata", {}).get("scrapbook", {})
+        if meta.get("name") == "provenance":
+            prov = ast.literal_eval("".join(o["data"][meta.get("mime_prefix", "") + "text/plain"]))
+    out = {"chapter": notebook.stem, "parameters": nb.get("metadata", {}).get("papermill", {}).get("parameters", {}),
+           "glue": glued, "claims": json.loads(claims_file.read_text()) if claims_file.exists() else [],
+           "provenance": json.loads(prov) if prov else None}
+    path = notebook.with_name(f"{notebook.stem}.results.json")
+    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
 
 
 def run_shards(chapter: str, parameters: dict[str, Any], n: int, name: str = "default") -> list[Path]:

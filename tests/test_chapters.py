@@ -55,6 +55,10 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
     nb = json.loads(done[chapter].read_text())
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    results = json.loads((out / f"{chapter}.results.json").read_text())  # the run, for machines
+    assert results["parameters"]["n_per_task"] == 2 if "n_per_task" in declared(chapter) else True
+    prov = results["provenance"]
+    assert prov["commit"] and prov["torch"] and prov["run_seconds"] > 0, "every page says what produced it"
     if "claims_file" in declared(chapter):
         claims = json.loads((out / f"{chapter}.claims.json").read_text())
         assert claims and all(c["verdict"] in rules.VERDICTS for c in claims)
