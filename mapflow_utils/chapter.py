@@ -110,7 +110,8 @@ def _commit() -> str:
     try:
         sha = subprocess.run(["git", "-C", str(paths.ROOT), "rev-parse", "--short=10", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(paths.ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(paths.ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!book", ":!data/results"],  # the book's own outputs do not count
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha + ("+local changes" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
