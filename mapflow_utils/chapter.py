@@ -18,6 +18,24 @@ from .tables import markdown_table
 STARTED = time.time()
 
 
+def _quiet_pages() -> None:
+    """Executed pages show no progress or weight-loading bars (they would freeze at 100% with a rate that changes
+    on every run); terminal use of the package keeps them."""
+    import os
+
+    os.environ["MAPFLOW_PROGRESS"] = "0"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+_quiet_pages()
+
+
 class NotApplicable(RuntimeError):
     """A chapter asked of a model it is not about (e.g. the models chapter of a model without shipped training
     logs and evaluation); the message says what to run instead."""

@@ -5,6 +5,7 @@ experiments: both use it.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -57,8 +58,10 @@ def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter",
 
 
 def progress_bar(items, desc: str, on: bool):
-    """``items`` wrapped in a tqdm progress bar when ``on``."""
-    if not on:
+    """``items`` wrapped in a tqdm progress bar when ``on`` (and progress is not switched off for the process by
+    ``MAPFLOW_PROGRESS=0``, as :mod:`mapflow_utils.chapter` does in executed pages: a frozen bar, and rates that
+    change on every run, would be all a reader sees of it)."""
+    if not on or os.environ.get("MAPFLOW_PROGRESS") == "0":
         return items
     from tqdm.auto import tqdm
 
