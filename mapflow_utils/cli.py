@@ -200,6 +200,28 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
     return rows
 
 
+def write_status(book: Path = paths.BOOK) -> Path:
+    """``book/status.md``: every executed chapter's run time, its results read from the cache against computed, its
+    commit and machine, from the ``results.json`` files beside the executed chapters (QuantEcon's status page)."""
+    from .tables import markdown_table
+
+    rows = []
+    for ch in chapters():
+        f = book / f"{ch}.results.json"
+        prov = (json.loads(f.read_text()).get("provenance") or {}) if f.exists() else {}
+        rows.append([f"{{doc}}`{ch}`", f"{prov['run_seconds']:.0f}" if prov else "not executed",
+                     f"{prov.get('results_cached', 0)} / {prov.get('results_computed', 0)}" if prov else "",
+                     f"`{prov.get('commit', '')}`", prov.get("machine", "")])
+    text = ("# Status\n\nHow each page of this book was last executed (`mapflow book`, one torch thread per chapter), "
+            "from the `<chapter>.results.json` files beside the executed chapters. Run times include loading the "
+            "models; results come from the book's committed cache (`data/results/`) where they were already "
+            "there.\n\n" + markdown_table(rows, ["chapter", "run time (s)", "results cached / computed", "commit",
+                                                 "machine"]) + "\n")
+    path = book / "status.md"
+    path.write_text(text)
+    return path
+
+
 def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     """Execute every chapter into ``book/`` (unless ``execute=False``) and build the HTML with Jupyter Book 1.
 
@@ -210,6 +232,7 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
             t = time.perf_counter()
             run_chapter(ch, out=paths.BOOK / f"{ch}.ipynb", progress=False)
             print(f"executed {ch} in {time.perf_counter() - t:.1f} s", flush=True)
+        write_status()
     cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT)]
     jb = Path(sys.executable).with_name("jupyter-book")
     if jb.exists():
