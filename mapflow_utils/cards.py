@@ -324,10 +324,14 @@ def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, e
             for name, m in metas]
     lines += [markdown_table(rows, ["run", "stage", "seed", "steps", "batch", "wall min (1 CPU thread)",
                                     "trainable", "initialised from"]), "",
-              "Stages: `smol-align` trains the projector on image captions (SmolLM2 frozen); `smol-imagellm` adds "
-              "LoRA and trains it with the projector and vision tower on image QA (75% letter format with shuffled "
-              "options, 25% content format) and captions; `smol-videollm` continues from the ImageLLM on the five "
-              "tasks (same formats), video captions and 10% image batches. bfloat16 autocast, float32 weights. "
+              "Stages: `smol-align` trains the projector on image captions (SmolLM2 frozen); `smol-mcq` trains a "
+              "fresh LoRA alone on text-only multiple-choice questions whose facts are written out (a clip's or an "
+              "image's caption), the letter as the target: the letter format's warm-up, without which letters "
+              "stayed at chance through the later stages; `smol-imagellm` continues that LoRA and trains it with "
+              "the projector and vision tower on image QA (mostly letter format with shuffled options, some "
+              "content format; half of the questions with the image's caption written out) and captions; "
+              "`smol-videollm` continues from the ImageLLM on the five tasks (letter and content formats), video "
+              "captions and 10% image batches. bfloat16 autocast, float32 weights. "
               "Commands, in order (`tools/train_smol.sh` runs them; each resumes from its checkpoint):", "",
               "```bash", *[smol_command(m, name) for name, m in metas], "```", "",
               "![loss](loss.png)", "", "![letter accuracy while training](curve.png)", "",
