@@ -18,16 +18,11 @@ from __future__ import annotations
 import functools
 
 from mapflow_utils import tiny
+from mapflow_utils.models import SUPPORT
 from mapflow_utils.prompts import FORMATS, build_prompt
 
-FAMILIES: tuple[str, ...] = (
-    "LlavaNextVideoForConditionalGeneration",
-    "LlavaOnevisionForConditionalGeneration",
-    "Qwen2VLForConditionalGeneration",
-    "Qwen2_5_VLForConditionalGeneration",
-    "InternVLForConditionalGeneration",
-    "VideoLlama3ForConditionalGeneration",
-)
+#: Every supported class (the support matrix's keys, in its order).
+FAMILIES: tuple[str, ...] = tuple(SUPPORT)
 
 FRAME = 64  # frame side in pixels
 TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,

@@ -18,7 +18,9 @@ def test_data_synth_cli(tmp_path, capsys):
     ds = load_tvbench(tmp_path, tasks=["object_count", "scene_transition"])
     assert len(ds) == 4
     meta = json.loads((tmp_path / "synth.json").read_text())
-    assert meta["seed"] == 3 and meta["config"]["n_frames"] == 16
+    from mapflow_utils.synthetic import SynthConfig
+
+    assert meta["seed"] == 3 and meta["config"]["n_frames"] == SynthConfig().n_frames
 
 
 def test_run_chapter_with_parameters(tmp_path):

@@ -16,12 +16,16 @@ def copy_root(src, dst):
 
 
 def test_shipped_split_loads_with_all_tasks():
+    import json
+
+    meta = json.loads((paths.SYNTHETIC / "synth.json").read_text())  # what the generator wrote, not retyped
     ds = load_tvbench(paths.SYNTHETIC)
     counts = {t: len(v) for t, v in ds.by_task().items()}
-    assert counts == {t: 100 for t in PAPER_TASKS}
+    assert counts == {t: meta["n_per_task"] for t in PAPER_TASKS}
     s = ds[0]
     assert s.answer in s.candidates and s.candidates[s.answer_index] == s.answer
-    assert s.frames().shape == (8, 64, 64, 3) and s.frames().dtype == np.uint8
+    side = meta["config"]["size"]
+    assert s.frames().shape == (8, side, side, 3) and s.frames().dtype == np.uint8
 
 
 def test_subset_is_seeded_and_in_file_order(synth_root):

@@ -7,6 +7,9 @@ import pytest
 from mapflow_utils import evaluate, models, paths
 from mapflow_utils.data import load_tvbench
 
+#: Questions per task of the shipped split, as its generator recorded them.
+SPLIT_N = json.loads((paths.SYNTHETIC / "synth.json").read_text())["n_per_task"]
+
 SHIPPED = [m for pair in paths.EMBEDDED_PAIRS.values() for m in pair]
 
 
@@ -22,7 +25,7 @@ def test_shipped_model_matches_its_card(model_dir):
     res = evaluate.accuracy(adapter, ds, "content", hits=hits)
     assert hits == {uid: card["hits"][uid] for uid in hits}
     for task, (c, n) in card["all"].items():
-        assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
+        assert n == SPLIT_N and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
     assert set(res) == set(card["all"])
 
 
@@ -46,7 +49,7 @@ def test_shipped_smol_model_matches_its_card(model_dir):
     evaluate.accuracy(adapter, ds, "letter", hits=hits)
     assert hits == {uid: card["hits"][uid] for uid in hits}
     for task, (c, n) in card["all"].items():
-        assert n == 100 and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
+        assert n == SPLIT_N and c == sum(v for uid, v in card["hits"].items() if uid.startswith(task + "/"))
 
 
 def test_smol_pair_is_small():
