@@ -36,6 +36,30 @@ def chapters() -> list[str]:
     return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
 
 
+def chapter_parameters(chapter: str) -> dict[str, str]:
+    """A chapter's parameters, ``{name: comment}``, from the cell tagged ``parameters`` of its MyST source."""
+    import ast
+
+    import jupytext
+
+    nb = jupytext.read(paths.NOTEBOOKS / f"{chapter}.md")
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    if cell is None:
+        return {}
+    out = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign):
+            target = node.targets[0]
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            line = cell.source.splitlines()[node.lineno - 1]
+            out[target.id] = line.split("#", 1)[1].strip() if "#" in line else ""
+    return out
+
+
 def to_notebook(source: str | Path, dest: str | Path) -> Path:
     """Convert a MyST-Markdown chapter (jupytext) into a ``.ipynb`` that papermill can execute."""
     import jupytext
@@ -94,7 +118,7 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
-    if "claims_file:" in src.read_text(encoding="utf-8"):  # relative to the kernel's folder, dest.parent
+    if "claims_file" in chapter_parameters(chapter):  # relative to the kernel's folder, dest.parent
         parameters.setdefault("claims_file", f"{chapter}.claims.json")
     with tempfile.TemporaryDirectory() as tmp:
         nb = to_notebook(src, Path(tmp) / f"{chapter}.ipynb")

@@ -13,19 +13,13 @@ TINY = {"n_per_task": 2, "tasks": ["action_antonym", "object_count"],
         "families": ["LlavaNextVideoForConditionalGeneration"], "n_random": 1, "long_frames": [8]}
 
 
-def declared(chapter: str) -> set[str]:
-    text = (paths.NOTEBOOKS / f"{chapter}.md").read_text()
-    cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
-    return {line.split(":")[0].strip() for line in cell.splitlines() if ":" in line and not line.startswith("#")}
-
-
 def test_every_chapter_is_a_myst_notebook_with_parameters():
     assert set(cli.chapters()) >= {"data", "models", "s3_2_temporal", "s3_3_integration", "s3_4_answer",
                                    "s3_5_pathways", "appab_scale", "appc_open", "appd1_long", "verdicts"}
     assert cli.chapters()[-1] == "verdicts"  # it reads the others' claims
     assert not list(paths.NOTEBOOKS.glob("*.ipynb")), "chapter sources are .md; executed notebooks go to book/"
     for ch in cli.chapters():
-        assert declared(ch), f"{ch} has no parameters cell"
+        assert set(cli.chapter_parameters(ch)), f"{ch} has no parameters cell"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +27,7 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("chapters")
     done = {}
     for ch in cli.chapters():
-        names = declared(ch)
+        names = set(cli.chapter_parameters(ch))
         params = {k: v for k, v in TINY.items() if k in names}
         if "results_dir" in names:
             params["results_dir"] = str(out / "cache")
@@ -56,10 +50,11 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     results = json.loads((out / f"{chapter}.results.json").read_text())  # the run, for machines
-    assert results["parameters"]["n_per_task"] == 2 if "n_per_task" in declared(chapter) else True
+    if "n_per_task" in cli.chapter_parameters(chapter):
+        assert results["parameters"]["n_per_task"] == 2
     prov = results["provenance"]
     assert prov["commit"] and prov["torch"] and prov["run_seconds"] > 0, "every page says what produced it"
-    if "claims_file" in declared(chapter):
+    if "claims_file" in cli.chapter_parameters(chapter):
         claims = json.loads((out / f"{chapter}.claims.json").read_text())
         assert claims and all(c["verdict"] in rules.VERDICTS for c in claims)
         assert all(c["rule"] and c["paper"] and c["ours"] for c in claims)

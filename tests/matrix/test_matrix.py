@@ -25,12 +25,6 @@ PARAMS = {"answer_format": "letter", "n_per_task": 4, "window": 1, "tasks": ["mo
           "n_random": 1}
 
 
-def declared(chapter: str) -> set[str]:
-    text = (paths.NOTEBOOKS / f"{chapter}.md").read_text()
-    cell = text.split(":tags: [parameters]", 1)[1].split("```", 1)[0]
-    return {line.split(":")[0].strip() for line in cell.splitlines() if ":" in line}
-
-
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("classes")
@@ -43,7 +37,7 @@ def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
     import papermill
 
     model = str(tiny_dirs[family])
-    names = declared(chapter)
+    names = set(cli.chapter_parameters(chapter))
     params = {k: v for k, v in PARAMS.items() if k in names}
     if chapter == "appc_open":
         params.pop("answer_format")  # its own: open-ended
