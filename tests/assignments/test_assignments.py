@@ -1,0 +1,126 @@
+"""The classroom tier: every assignment builds with ``otter assign`` (which first runs every test against the
+solution), and ``otter run`` with its autograder zip gives the solution full marks, the untouched student notebook 0
+on every autograded question, and each planted common mistake a loss of exactly its own question's points."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mapflow_utils import classroom
+
+#: Common mistakes, planted into the solution notebook by replacing one line: (assignment, question that must lose
+#: its points, solution text, mistaken text).
+MISTAKES = [
+    ("a1_knockout", "q1_flow_pairs", "out[q[:, None], k[None, :]] = True", "out[k[:, None], q[None, :]] = True"),
+    ("a1_knockout", "q2_cross_frame", "for earlier in spans.frames[:i]:", "for earlier in spans.frames[:i + 1]:"),
+    ("a1_knockout", "q3_window", "min(n_layers, layer + k - k // 2)", "min(n_layers, layer + k // 2)"),
+    ("a2_logit_lens", "q1_standard_lens", "lm_head(final_norm(hidden[1:]))", "lm_head(final_norm(final_norm(hidden[1:])))"),
+    ("a2_logit_lens", "q1_standard_lens", "return torch.softmax(logits, -1)[:, list(answer_ids)]",
+     "return torch.softmax(logits[:, list(answer_ids)], -1)"),
+    ("a2_logit_lens", "q2_paper_lens", "states = torch.cat([hidden[:-1], final_norm(hidden[-1:])])",
+     "states = final_norm(hidden)"),
+    ("a3_change_ci", "q1_pct_change", "100.0 * (p_new - p_base) / p_base", "100.0 * (p_base - p_new) / p_base"),
+    ("a3_change_ci", "q2_only_correct", "keep = np.asarray(predicted) == np.asarray(answer)",
+     "keep = np.ones(len(predicted), bool)"),
+    ("a3_change_ci", "q3_bootstrap", "np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)",
+     "np.percentile(boots, 5, axis=0), np.percentile(boots, 95, axis=0)"),
+    ("a4_pathways", "q1_interval_means", "for lo in range(0, len(curve), size):",
+     "for lo in range(0, len(curve) - size + 1, size):"),
+    ("a4_pathways", "q2_layer_range", "return (kept[0][0], kept[-1][1]) if kept else None",
+     "return (kept[0][0], kept[0][1]) if kept else None"),
+    ("a4_pathways", "q3_pooled_curve", "return (x[rows] if rows.any() else x).mean(0)", "return x.mean(0)"),
+]
+PRESENT = [a for a in classroom.ASSIGNMENTS if (classroom.ASSIGNMENTS_DIR / a / f"{a}.md").exists()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Each assignment built once per module (``otter assign`` fails if a solution fails one of its tests)."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            cache[name] = classroom.build(name, tmp_path_factory.mktemp(name) / "dist")
+        return cache[name]
+    return get
+
+
+def test_every_assignment_is_present_and_described():
+    assert PRESENT == list(classroom.ASSIGNMENTS), f"missing masters: {set(classroom.ASSIGNMENTS) - set(PRESENT)}"
+    for name in PRESENT:
+        info = classroom.info(name)
+        assert info.minutes > 0 and 1 <= info.difficulty <= 5 and info.goal and info.prerequisites
+        assert (Path("notebooks") / f"{info.chapter}.md").exists(), f"{name} practises an unknown chapter"
+
+
+def test_every_question_has_a_planted_mistake():
+    for name in PRESENT:
+        planted = {q for a, q, _, _ in MISTAKES if a == name}
+        auto = set(_questions(name))
+        assert auto <= planted, f"{name}: autograded questions without a planted mistake: {auto - planted}"
+
+
+def _questions(name: str) -> list[str]:
+    """The autograded questions of a master (manual ones excluded)."""
+    import jupytext
+    import yaml
+
+    out = []
+    for cell in jupytext.read(classroom.master(name)).cells:
+        src = cell.source.strip()
+        if cell.cell_type == "raw" and src.startswith("# BEGIN QUESTION"):
+            meta = yaml.safe_load(src.split("\n", 1)[1])
+            if not meta.get("manual"):
+                out.append(meta["name"])
+    return out
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_solution_full_marks_blank_zero(name, built):
+    dist = built(name)
+    sol = classroom.grade(dist, classroom.solution_notebook(dist))
+    assert set(sol.questions) == set(_questions(name))
+    assert sol.total[0] == sol.total[1] > 0, f"the solution lost points: {sol.questions}"
+    blank = classroom.grade(dist, classroom.student_notebook(dist))
+    assert all(score == 0 for score, _ in blank.questions.values()), f"blanks scored: {blank.questions}"
+    assert (dist / "student" / "tests").is_dir(), "tests: files: true puts the public tests beside the notebook"
+    student_src = classroom.student_notebook(dist).read_text()
+    assert "# HIDDEN" not in student_src and "BEGIN SOLUTION" not in student_src
+
+
+@pytest.mark.parametrize("name,question,right,wrong", MISTAKES, ids=[f"{a}-{q}" for a, q, _, _ in MISTAKES])
+def test_planted_mistake_loses_exactly_its_question(name, question, right, wrong, built, tmp_path):
+    dist = built(name)
+    nb = json.loads(classroom.solution_notebook(dist).read_text())
+    hits = 0
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "code" and right in src:
+            cell["source"] = src.replace(right, wrong)
+            hits += 1
+    assert hits == 1, f"the solution text of {question} is not in {name}'s solution exactly once"
+    sub = tmp_path / f"{name}.ipynb"
+    sub.write_text(json.dumps(nb))
+    g = classroom.grade(dist, sub)
+    for q, (score, possible) in g.questions.items():
+        if q == question:
+            assert score == 0, f"{question}: the planted mistake kept {score} of {possible} points"
+        else:
+            assert score == possible, f"the mistake in {question} cost {q} points ({score}/{possible})"
+
+
+def test_each_practised_chapter_links_its_assignment():
+    for name in PRESENT:
+        chapter = Path("notebooks") / f"{classroom.info(name).chapter}.md"
+        assert f"<{name}>`" in chapter.read_text(), f"{chapter} does not link to assignment {name}"
+
+
+def test_classroom_page_is_current(tmp_path):
+    """book/classroom.md is written by `mapflow book` from the masters' metadata; the committed page is current."""
+    assert classroom.page(tmp_path).read_text() == Path("book/classroom.md").read_text()
+    for name in PRESENT:
+        assert f"{name}-student.zip" in Path("book/classroom.md").read_text()
+        assert "autograder" not in Path("book/classroom.md").read_text().split("teachers")[1]
