@@ -71,20 +71,31 @@ def setup(video_model: str | None, image_model: str | None, data_dir: str | None
           n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
           verify_videos: bool = False, dtype: str | None = None, device_map: str | None = None,
           shard: str | None = None) -> Subjects:
-    """Load the pair (defaults: the embedded Video-FT and ImageLLM), the questions (default: the shipped
+    """Load the pair (defaults: the book's subject, :data:`paths.SUBJECT`), the questions (default: the shipped
     held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder. ``verify_videos``
     decodes every video once first and leaves out, with a warning listing them, those that fail; otherwise a video
     that fails mid-run is left out then (the experiments list it at the end). ``dtype`` None: float32 on CPU,
     bfloat16 on a GPU; ``device_map`` (e.g. ``"auto"``) spreads a large model over several GPUs."""
     from .models import default_dtype, load
 
-    video_dir = paths.model_dir(video_model, paths.VIDEO_MODEL)
-    image_dir = paths.model_dir(image_model, paths.IMAGE_MODEL)
+    video_dir = paths.model_dir(video_model, paths.SUBJECT[0])
+    image_dir = paths.model_dir(image_model, paths.SUBJECT[1])
     dtype = dtype or default_dtype(device, device_map)
     _, _, video = load(video_dir, device=device, dtype=dtype, device_map=device_map)
     _, _, image = load(image_dir, device=device, dtype=dtype, device_map=device_map)
     ds = questions(data_dir, tasks, n_per_task, seed, verify_videos, shard)
     return Subjects(video, image, ds, paths.cache_dir(results_dir), video_dir, image_dir)
+
+
+def defaults(s: Subjects, answer_format: str | None, window: int | None) -> tuple[str, int]:
+    """A chapter's ``answer_format`` and ``window`` where its parameters leave them ``None``: the Video-FT's own
+    format (``letter`` for the SmolLM2 pair and real checkpoints, ``content`` for the tiny from-scratch models) and
+    the paper's window of 9 of 32 layers scaled to its depth (rounded up: 9 for 30 layers, 3 for 8)."""
+    from .experiments import scaled_windows
+    from .models import answer_format as own_format
+
+    return (answer_format or own_format(s.video_dir),
+            window or scaled_windows(s.video.num_layers, (9,))[0])
 
 
 def questions(data_dir: str | None, tasks: Sequence[str] | None, n_per_task: int | None, seed: int,

@@ -36,8 +36,8 @@ def chapters() -> list[str]:
     return [n for n in names if n not in LAST] + [n for n in LAST if n in names]
 
 
-def chapter_parameters(chapter: str) -> dict[str, str]:
-    """A chapter's parameters, ``{name: comment}``, from the cell tagged ``parameters`` of its MyST source."""
+def _parameter_cell(chapter: str) -> list[tuple[str, Any, str]]:
+    """``[(name, value node, source line)]`` of the cell tagged ``parameters`` in a chapter's MyST source."""
     import ast
 
     import jupytext
@@ -45,8 +45,8 @@ def chapter_parameters(chapter: str) -> dict[str, str]:
     nb = jupytext.read(paths.NOTEBOOKS / f"{chapter}.md")
     cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     if cell is None:
-        return {}
-    out = {}
+        return []
+    out = []
     for node in ast.parse(cell.source).body:
         if isinstance(node, ast.AnnAssign):
             target = node.target
@@ -55,9 +55,20 @@ def chapter_parameters(chapter: str) -> dict[str, str]:
         else:
             continue
         if isinstance(target, ast.Name):
-            line = cell.source.splitlines()[node.lineno - 1]
-            out[target.id] = line.split("#", 1)[1].strip() if "#" in line else ""
+            out.append((target.id, node.value, cell.source.splitlines()[node.lineno - 1]))
     return out
+
+
+def chapter_parameters(chapter: str) -> dict[str, str]:
+    """A chapter's parameters, ``{name: comment}``, from the cell tagged ``parameters`` of its MyST source."""
+    return {name: line.split("#", 1)[1].strip() if "#" in line else "" for name, _, line in _parameter_cell(chapter)}
+
+
+def chapter_defaults(chapter: str) -> dict[str, Any]:
+    """A chapter's parameters with their default values (Python literals), ``{name: value}``."""
+    import ast
+
+    return {name: ast.literal_eval(value) for name, value, _ in _parameter_cell(chapter)}
 
 
 def to_notebook(source: str | Path, dest: str | Path) -> Path:
@@ -246,11 +257,34 @@ def write_status(book: Path = paths.BOOK) -> Path:
     return path
 
 
+class BookError(RuntimeError):
+    """The book cannot be built here; the message names the fix."""
+
+
+def require_jupyter_book_1() -> str:
+    """The installed Jupyter Book's version, if it is 1.x. Jupyter Book 2 (mystmd, what a plain ``pip install
+    jupyter-book`` gives now) reads neither ``_config.yml``/``_toc.yml`` nor saved widget state nor ``glue``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("jupyter-book")
+    except PackageNotFoundError:
+        raise BookError("Jupyter Book is not installed: run `make install` (it pins jupyter-book==1.0.4.post1)") \
+            from None
+    if not v.startswith("1."):
+        raise BookError(f"jupyter-book {v} is installed, but this book needs Jupyter Book 1 (jupyter-book==1.0.4.post1, "
+                        "as pinned in pyproject.toml): Jupyter Book 2 cannot render the chapters' saved widget "
+                        "state or glued values, nor read _config.yml/_toc.yml. Run `pip install "
+                        "jupyter-book==1.0.4.post1` (or `make install`).")
+    return v
+
+
 def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     """Execute every chapter into ``book/`` (unless ``execute=False``) and build the HTML with Jupyter Book 1.
 
     Returns ``_build/html/index.html``.
     """
+    require_jupyter_book_1()
     if execute:
         for ch in only or chapters():
             t = time.perf_counter()

@@ -345,18 +345,19 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
 
 
 def scale_results(pairs: dict[str, tuple], samples, window: int | None = None,
-                  answer_format: P.AnswerFormat = "content", leak: bool = True, n_random: int = 5, seed: int = 0,
+                  answer_format: P.AnswerFormat | None = None, leak: bool = True, n_random: int = 5, seed: int = 0,
                   device: str = "cpu", batch_size: int = 8, progress: bool = False,
                   results_dir=None, dtype: str | None = None, device_map: str | None = None) -> dict[str, KeyResults]:
     """App. A/B: :func:`key_results` on every ``name: (Video-FT, ImageLLM)`` pair (folders or hub ids), loaded one
-    pair at a time (``dtype`` None: float32 on CPU, bfloat16 on a GPU)."""
-    from .models import default_dtype, load
+    pair at a time (``dtype`` None: float32 on CPU, bfloat16 on a GPU; ``answer_format`` None: each Video-FT's own,
+    :func:`models.answer_format`)."""
+    from .models import answer_format as own_format, default_dtype, load
 
     dtype = dtype or default_dtype(device, device_map)
     out = {}
     for name, (v, i) in pairs.items():
         _, _, video = load(v, device=device, dtype=dtype, device_map=device_map)
         _, _, image = load(i, device=device, dtype=dtype, device_map=device_map)
-        out[name] = key_results(video, image, samples, window, answer_format, leak, n_random, seed,
+        out[name] = key_results(video, image, samples, window, answer_format or own_format(v), leak, n_random, seed,
                                 batch_size=batch_size, progress=progress, results_dir=results_dir)
     return out

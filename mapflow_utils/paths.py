@@ -29,6 +29,9 @@ IMAGE_MODEL: Path = MODELS / "tiny-imagellm"
 #: The SmolLM2 pair (SmolLM2-135M-Instruct extended LLaVA-style; shipped as parts: vision + LoRA adapters).
 SMOL_VIDEO_MODEL: Path = MODELS / "smol-videollm-ft"
 SMOL_IMAGE_MODEL: Path = MODELS / "smol-imagellm"
+#: The book's subject, what every chapter runs on when its ``video_model`` / ``image_model`` are None: the SmolLM2
+#: pair (a pretrained 30-layer LLM, the paper's letter format). The tiny pairs are App. A/B's comparison.
+SUBJECT: tuple[Path, Path] = (SMOL_VIDEO_MODEL, SMOL_IMAGE_MODEL)
 #: The embedded (Video-FT, ImageLLM) pairs by size: ``base`` (8 layers x 128) and ``deep`` (12 layers x 96; App. A/B).
 EMBEDDED_PAIRS: dict[str, tuple[Path, Path]] = {
     "base": (VIDEO_MODEL, IMAGE_MODEL),
@@ -76,7 +79,8 @@ def shown(path: str | Path) -> str:
 
 def resolve_pairs(pairs: dict | None) -> dict[str, tuple[str, str]]:
     """App. A/B's ``pairs`` parameter: ``{name: [Video-FT, ImageLLM]}`` folders or hub ids, each resolved like
-    ``video_model``; ``None`` means the embedded pairs (:data:`EMBEDDED_PAIRS`)."""
+    ``video_model``; ``None`` means the book's subject and the embedded tiny pairs (``smol``, then
+    :data:`EMBEDDED_PAIRS`)."""
     if pairs is None:
-        return {name: (str(v), str(i)) for name, (v, i) in EMBEDDED_PAIRS.items()}
+        return {name: (str(v), str(i)) for name, (v, i) in {"smol": SUBJECT, **EMBEDDED_PAIRS}.items()}
     return {name: (model_dir(v, VIDEO_MODEL), model_dir(i, IMAGE_MODEL)) for name, (v, i) in pairs.items()}

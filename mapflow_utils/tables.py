@@ -153,10 +153,12 @@ def read_run(run_dir) -> tuple[list[dict], dict]:
 
 
 def training_logs(model_dir) -> dict[str, list[dict]]:
-    """Loss records of every training run shipped with a model (``<model>/training/<run>``), by run name."""
+    """Loss records of every training run shipped with a model (``<model>/training/<run>``), by run name (folders
+    without a ``log.jsonl``, such as ``attempts/``, are not runs)."""
     from pathlib import Path
 
-    return {run.name: read_run(run)[0] for run in sorted((Path(model_dir) / "training").glob("*"))}
+    return {run.name: read_run(run)[0] for run in sorted((Path(model_dir) / "training").glob("*"))
+            if (run / "log.jsonl").is_file()}
 
 
 def letter_attempt(run_dir, seed: int = 999, n: int = 200) -> dict:

@@ -8,9 +8,12 @@ import pytest
 
 from mapflow_utils import cli, paths, rules
 
-#: Tiny parameters, given to a chapter only where it declares them.
+#: Tiny parameters, given to a chapter only where it declares them: the tiny pair instead of the book's 30-layer
+#: subject (the book tier, `make test-book`, runs the chapters on their defaults from the committed cache).
 TINY = {"n_per_task": 2, "tasks": ["action_antonym", "object_count"],
-        "families": ["LlavaNextVideoForConditionalGeneration"], "n_random": 1, "long_frames": [8]}
+        "families": ["LlavaNextVideoForConditionalGeneration"], "n_random": 1, "long_frames": [8],
+        "video_model": str(paths.VIDEO_MODEL), "image_model": str(paths.IMAGE_MODEL),
+        "pairs": {name: [str(v), str(i)] for name, (v, i) in paths.EMBEDDED_PAIRS.items()}}
 
 
 def test_every_chapter_is_a_myst_notebook_with_parameters():

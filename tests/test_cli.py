@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from mapflow_utils import cli
 from mapflow_utils.data import load_tvbench
 
@@ -116,3 +118,12 @@ def test_shard_parsing_names_the_fix(monkeypatch):
     for bad in ("4/4", "a/b", "3"):
         with pytest.raises(DataError, match="shard"):
             parse_shard(bad)
+
+
+def test_book_refuses_jupyter_book_2(monkeypatch):
+    import importlib.metadata as md
+
+    assert cli.require_jupyter_book_1().startswith("1.")
+    monkeypatch.setattr(md, "version", lambda name: "2.0.1" if name == "jupyter-book" else "0")
+    with pytest.raises(cli.BookError, match="Jupyter Book 1"):
+        cli.require_jupyter_book_1()

@@ -5,21 +5,23 @@ engine change that kept the old numbers) fails here, not silently in the book.""
 import numpy as np
 import pytest
 
-from mapflow_utils import experiments, models, paths
+from mapflow_utils import cli, experiments, models, paths
 from mapflow_utils.data import load_tvbench
 
-#: The chapters' default parameters (notebooks/s3_2_temporal.md, s3_3_integration.md).
-N_PER_TASK, WINDOW, FORMAT = 40, 3, "content"
+#: The chapters' default parameters (notebooks/s3_3_integration.md; s3_2_temporal.md has the same), read from the
+#: source: the book's subject (paths.SUBJECT), its own answer format and the paper's window scaled to its depth.
+DEFAULTS = cli.chapter_defaults("s3_3_integration")
 
 
 @pytest.fixture(scope="module")
 def setup():
     if not any(paths.BOOK_RESULTS.rglob("*.npz")):
         pytest.fail(f"no committed results in {paths.BOOK_RESULTS}: run `make book` and commit data/results")
-    _, _, video = models.load(paths.VIDEO_MODEL)
-    ds = load_tvbench(paths.SYNTHETIC, n_per_task=N_PER_TASK, seed=0)
+    assert DEFAULTS["video_model"] is None and DEFAULTS["answer_format"] is None and DEFAULTS["window"] is None
+    _, _, video = models.load(paths.SUBJECT[0])
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=DEFAULTS["n_per_task"], seed=DEFAULTS["seed"])
     picked = [items[0] for items in ds.by_task().values()][:3]
-    return video, picked
+    return video, picked, experiments.scaled_windows(video.num_layers, (9,))[0], models.answer_format(paths.SUBJECT[0])
 
 
 def _files():
@@ -27,21 +29,21 @@ def _files():
 
 
 def test_cached_sweep_samples_recompute(setup):
-    video, picked = setup
+    video, picked, window, fmt = setup
     flows = [f for group in experiments.FIGURE_FLOWS.values() for f in group]
     before = _files()
-    cached = experiments.knockout_sweep(video, picked, flows, WINDOW, FORMAT, results_dir=paths.BOOK_RESULTS)
+    cached = experiments.knockout_sweep(video, picked, flows, window, fmt, results_dir=paths.BOOK_RESULTS)
     assert _files() == before, "the book's cache lacks these samples: it is not the one the chapters used"
-    fresh = experiments.knockout_sweep(video, picked, flows, WINDOW, FORMAT, results_dir=None)
+    fresh = experiments.knockout_sweep(video, picked, flows, window, fmt, results_dir=None)
     assert cached.tasks == fresh.tasks and len(fresh.tasks) > 0
     for f in flows:
         np.testing.assert_allclose(cached.change[f], fresh.change[f], atol=1e-3, err_msg=f)
 
 
 def test_cached_accuracy_samples_recompute(setup):
-    video, picked = setup
+    video, picked, window, fmt = setup
     specs = experiments.half_specs(video.num_layers)
     before = _files()
-    cached = experiments.accuracy_under(video, picked, specs, FORMAT, results_dir=paths.BOOK_RESULTS)
+    cached = experiments.accuracy_under(video, picked, specs, fmt, results_dir=paths.BOOK_RESULTS)
     assert _files() == before
-    assert cached == experiments.accuracy_under(video, picked, specs, FORMAT, results_dir=None)
+    assert cached == experiments.accuracy_under(video, picked, specs, fmt, results_dir=None)

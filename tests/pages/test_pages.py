@@ -1,0 +1,119 @@
+"""The built book in a real browser (`make test-pages`): every page of `_build/html` opened offline in headless
+Chromium (Debian's `chromium`; the make target installs it when missing). Checks that each widget renders from the
+state saved in the executed notebook, that the layer slider's views (slider, Play button, 1-based readout) exist,
+and that no page makes a network request (Chromium's own network log, not a scan of the HTML)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mapflow_utils import paths
+
+HTML = paths.ROOT / "_build" / "html"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _pages() -> list[Path]:
+    if not (HTML / "index.html").exists():
+        pytest.fail(f"{HTML} is not built: run `make test-pages` (it builds the book's HTML first)")
+    return sorted(p for p in HTML.rglob("*.html") if not {"_static", "_sources", "_downloads"} & set(p.parts))
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail("Chromium is not installed: `make test-pages` installs Debian's chromium (apt-get install chromium)")
+    return exe
+
+
+def _page_requests(netlog: Path) -> list[str]:
+    """The remote URLs a page itself asked for, from Chromium's network log. Chromium's own background requests
+    (time sync, accounts) carry no page initiator; everything a file:// page loads carries the initiator "file://"."""
+    log = json.loads(netlog.read_text(errors="replace"))
+    names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
+    url, by_page = {}, set()
+    for event in log["events"]:
+        params, source = event.get("params", {}), event["source"]["id"]
+        if "url" in params and names[event["type"]] in ("REQUEST_ALIVE", "URL_REQUEST_START_JOB"):
+            url.setdefault(source, params["url"])
+        if names[event["type"]] == "URL_REQUEST_START_JOB" and str(params.get("initiator", "")).startswith("file://"):
+            by_page.add(source)
+    return sorted({url[s] for s in by_page if s in url and re.match(r"(https?|wss?)://", url[s])})
+
+
+def _open(page: Path, tmp: Path) -> tuple[str, list[str]]:
+    """The page's DOM after its scripts ran, and every remote URL the page requested while loading."""
+    netlog = tmp / f"{page.stem}.netlog.json"
+    out = subprocess.run([_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          "--allow-file-access-from-files", "--virtual-time-budget=8000",
+                          f"--log-net-log={netlog}", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"chromium failed on {page}: {out.stderr[-2000:]}"
+    assert netlog.exists(), f"chromium wrote no network log for {page}"
+    return out.stdout, _page_requests(netlog)
+
+
+def test_network_check_sees_a_page_that_loads_from_a_cdn(tmp_path):
+    """The no-network check itself can fail: a page with a CDN script and a remote image is caught, and
+    Chromium's own background requests are not blamed on it."""
+    probe = tmp_path / "probe.html"
+    probe.write_text('<html><body><script src="https://cdn.jsdelivr.net/npm/probe.js"></script>'
+                     '<img src="http://example.invalid/a.png"></body></html>')
+    _, urls = _open(probe, tmp_path)
+    assert urls == ["http://example.invalid/a.png", "https://cdn.jsdelivr.net/npm/probe.js"], urls
+
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("chromium")
+    return {p: _open(p, tmp) for p in _pages()}
+
+
+def test_every_toc_page_is_built():
+    built = {p.relative_to(HTML).with_suffix("").as_posix() for p in _pages()}
+    for line in (paths.ROOT / "_toc.yml").read_text().splitlines():
+        m = re.search(r"file: (\S+)", line) or re.search(r"^root: (\S+)", line)
+        if m:
+            assert m.group(1) in built, f"{m.group(1)} is in _toc.yml but not in {HTML}"
+
+
+def test_no_page_requests_the_network(opened):
+    for page, (_, urls) in opened.items():
+        assert not urls, f"{page.name} requested {urls[:5]}: the book must render offline"
+
+
+def test_widgets_render_from_saved_state(opened):
+    pages_with_widgets = 0
+    for page, (dom, _) in opened.items():
+        html = page.read_text()
+        n_views = html.count(WIDGET_VIEW)
+        if not n_views:
+            continue
+        pages_with_widgets += 1
+        assert "application/vnd.jupyter.widget-state+json" in html, f"{page.name}: widget views without saved state"
+        rendered = len(re.findall(r'class="[^"]*\bjupyter-widgets\b', dom))
+        assert rendered >= n_views, f"{page.name}: {n_views} widget views saved, {rendered} rendered in Chromium"
+    assert pages_with_widgets, "no built page has a widget: the Fig. 5 layer slider is missing"
+
+
+def test_layer_slider_views(opened):
+    sliders = {p: dom for p, (dom, _) in opened.items() if "widget-slider" in dom}
+    assert sliders, "no page rendered a slider"
+    for page, dom in sliders.items():
+        assert "widget-play" in dom or "fa-play" in dom, f"{page.name}: the layer slider has no Play button"
+        labels = re.findall(r'class="[^"]*widget-label[^"]*"[^>]*>([^<]*)<', dom)
+        assert any("layer" in l.lower() for l in labels), f"{page.name}: slider labels {labels}"
+        assert not any("0-based" in l for l in labels), f"{page.name}: the slider counts from 0: {labels}"
+        # the slider's own readout counts from 0 (it drives a Stack's index), so it is hidden; the visible
+        # readout is a label "layer i of n" in the figures' 1-based numbering
+        shown = [r for r in re.findall(r'<div class="widget-readout"([^>]*)>([^<]*)<', dom) if "none" not in r[0]]
+        assert not shown, f"{page.name}: a 0-based slider readout is visible: {shown}"
+        readouts = [int(i) for l in labels for i in re.findall(r"layer (\d+) of \d+", l)]
+        assert readouts and min(readouts) >= 1, f"{page.name}: no 1-based 'layer i of n' readout in {labels}"
