@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-book test-matrix test-assignments test-pages assignments book book-html data smol-models clean
+.PHONY: install test test-book test-matrix test-assignments test-pages assignments book book-html screenshots data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -68,6 +68,14 @@ book: install $(WIDGETS_JS) assignments  ## execute every chapter with papermill
 
 book-html: install $(WIDGETS_JS) assignments  ## build _build/html from the executed chapters as they are
 	$(VENV)/bin/mapflow book --no-execute
+
+CHROMIUM_SHOT := chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --allow-file-access-from-files \
+  --virtual-time-budget=8000 --window-size=1200,1500
+screenshots:  ## the README's pictures of the built book (landing page, §3.3) into book/_static/
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@mkdir -p book/_static
+	$(CHROMIUM_SHOT) --screenshot=book/_static/landing.png file://$(CURDIR)/_build/html/index.html
+	$(CHROMIUM_SHOT) --screenshot=book/_static/chapter.png file://$(CURDIR)/_build/html/book/s3_3_integration.html
 
 data: install  ## regenerate the shipped synthetic evaluation splits
 	$(VENV)/bin/mapflow data synth --out data/synthetic --n-per-task 100 --seed 1000

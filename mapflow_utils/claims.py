@@ -271,6 +271,19 @@ def glance_rows(collected: Sequence[tuple[str, Claim]]) -> list[list[str]]:
     return [[chapter, c.figure, c.paper, c.ours, f"**{c.verdict}**"] for chapter, c in collected]
 
 
+def chapter_rows(collected: Sequence[tuple[str, Claim]]) -> list[list[str]]:
+    """Rows ``[chapter, headline claim, its verdict, all verdicts]`` of the landing page: one per chapter, its first
+    claim as the headline, then how many of its claims reproduce / partly / do not."""
+    rows = []
+    for name in dict.fromkeys(ch for ch, _ in collected):
+        mine = [(ch, c) for ch, c in collected if ch == name]
+        head = mine[0][1]
+        n = counts(mine)
+        rows.append([f"{{doc}}`{name}`", f"{head.figure}: {head.claim}", f"**{head.verdict}**",
+                     " / ".join(str(n[v]) for v in VERDICTS)])
+    return rows
+
+
 def counts(collected: Sequence[tuple[str, Claim]]) -> dict[str, int]:
     """Verdict counts, in :data:`VERDICTS` order."""
     return {v: sum(c.verdict == v for _, c in collected) for v in VERDICTS}

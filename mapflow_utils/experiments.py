@@ -76,7 +76,7 @@ def scaled_windows(n_layers: int, paper: Sequence[int] = (1, 5, 9, 13), depth: i
 
 
 def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
-                   answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 8,
+                   answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 32,
                    num_frames: int = 8, progress: bool = False, results_dir=None) -> SweepResult:
     """For every sample and flow, block the flow in a window of ``window`` layers centred on each layer and record
     the %change of the clean prediction's probability (the paper's protocol: baseline-correct samples only).
@@ -123,7 +123,7 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
 
 
 def pair_sweeps(video, image, samples, flows, window: int, answer_format: P.AnswerFormat = "content",
-                batch_size: int = 8, progress: bool = False, results_dir=None) -> dict[str, SweepResult]:
+                batch_size: int = 32, progress: bool = False, results_dir=None) -> dict[str, SweepResult]:
     """The same :func:`knockout_sweep` on a Video-FT and its ImageLLM base: ``{"Video-FT": …, "ImageLLM": …}``
     (the paper's contrast, Figs. 2 and Q)."""
     return {name: knockout_sweep(m, samples, flows, window, answer_format, batch_size=batch_size, progress=progress,
@@ -131,20 +131,29 @@ def pair_sweeps(video, image, samples, flows, window: int, answer_format: P.Answ
 
 
 def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "content", variant: str = "standard",
-                         only_correct: bool = True, num_frames: int = 8) -> dict[str, np.ndarray]:
+                         only_correct: bool = True, num_frames: int = 8, results_dir=None) -> dict[str, np.ndarray]:
     """Layerwise probability of the true option and of the false options at the last position (Fig. 8):
-    ``{"true": [N, n_points], "false": [N, n_points], "tasks": [N]}`` (false = mean over the false options)."""
+    ``{"true": [N, n_points], "false": [N, n_points], "tasks": [N]}`` (false = mean over the false options).
+    ``results_dir``: per-sample cache of the probabilities."""
+    from .cache import ResultCache
     from .lens import answer_probability
+
+    cache = ResultCache(results_dir, "option_probabilities", adapter, {
+        "variant": variant, "format": answer_format, "num_frames": num_frames})
+
+    def compute(s):
+        prep = prepare(adapter, s, answer_format, num_frames)
+        p = answer_probability(adapter, prep.clean, prep.answer_ids, variant).numpy()  # [n_points, options]
+        return {"correct": np.array(int(prep.correct)), "p": p}
 
     true, false, tasks, skipped = [], [], [], []
     for s in samples:
-        prep = guarded(s, lambda: prepare(adapter, s, answer_format, num_frames), skipped)
-        if prep is None or (only_correct and not prep.correct):
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None or (only_correct and not int(r["correct"])):
             continue
-        p = answer_probability(adapter, prep.clean, prep.answer_ids, variant).numpy()
         a = s.answer_index
-        true.append(p[:, a])
-        false.append(np.delete(p, a, axis=1).mean(1))
+        true.append(r["p"][:, a])
+        false.append(np.delete(r["p"], a, axis=1).mean(1))
         tasks.append(s.task)
     report_skipped(skipped, "answer probabilities")
     if only_correct:
@@ -164,7 +173,7 @@ def generate(adapter, prep: Prepared, spec=None, max_new_tokens: int = 6) -> str
 
 
 def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.AnswerFormat = "content",
-                   num_frames: int = 8, batch_size: int = 8, results_dir=None) -> dict[str, dict[str, list[int]]]:
+                   num_frames: int = 8, batch_size: int = 32, results_dir=None) -> dict[str, dict[str, list[int]]]:
     """Accuracy over *all* samples (as the paper's Table 2 divides) with each knockout spec and without ("full"):
     ``{label: {task: [correct, n]}}``."""
     from .cache import ResultCache
@@ -214,24 +223,33 @@ def keyword_ids(tokenizer, words) -> dict[str, list[int]]:
 
 
 def keyword_frequency(adapter, samples, words: dict[str, Sequence[str]], variant: str = "standard",
-                      answer_format: P.AnswerFormat = "content", num_frames: int = 8, min_hits: int = 5):
+                      answer_format: P.AnswerFormat = "content", num_frames: int = 8, min_hits: int = 5,
+                      results_dir=None):
     """Logit lens over every video token (Fig. 4): per layer, how often each keyword is the top-1 token.
 
     Returns ``(hits, normalised)``: ``hits[group][word]`` = counts ``[n_points]``; ``normalised[group]`` = mean over
     the group's keywords with at least ``min_hits`` hits of their counts normalised to sum 1 over layers
-    (``[n_points]``, NaN when no keyword qualifies).
+    (``[n_points]``, NaN when no keyword qualifies). ``results_dir``: per-sample cache of the counts.
     """
+    from .cache import ResultCache
     from .lens import top_tokens
 
     ids = {g: keyword_ids(adapter.tokenizer, ws) for g, ws in words.items()}
-    hits = {g: {w: None for w in ws} for g, ws in ids.items()}
-    for s in samples:
+    order = [(g, w) for g, ws in ids.items() for w in ws]
+    cache = ResultCache(results_dir, "keyword_frequency", adapter, {
+        "words": {g: list(ws) for g, ws in words.items()}, "variant": variant, "format": answer_format,
+        "num_frames": num_frames})
+
+    def compute(s):
         prep = prepare(adapter, s, answer_format, num_frames)
         top = top_tokens(adapter, prep.clean, list(prep.spans.video), 1, variant)[..., 0]  # [points, V]
-        for g, ws in ids.items():
-            for w, tok in ws.items():
-                c = torch.isin(top, torch.tensor(tok)).sum(-1).numpy()
-                hits[g][w] = c if hits[g][w] is None else hits[g][w] + c
+        return {"counts": np.stack([torch.isin(top, torch.tensor(ids[g][w])).sum(-1).numpy() for g, w in order])}
+
+    hits = {g: {w: None for w in ws} for g, ws in ids.items()}
+    for s in samples:
+        counts = cache.get_or_compute(s, lambda: compute(s))["counts"]
+        for (g, w), c in zip(order, counts):
+            hits[g][w] = c if hits[g][w] is None else hits[g][w] + c
     norm = {}
     for g, ws in hits.items():
         rows = [c / c.sum() for c in ws.values() if c is not None and c.sum() >= min_hits]
@@ -253,22 +271,32 @@ def word_rows(prep: Prepared, tokenizer, words: Sequence[str]) -> list[int]:
 
 
 def frame_attention(adapter, samples, words: Sequence[str], spec=None, answer_format: P.AnswerFormat = "content",
-                    num_frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
+                    num_frames: int = 8, results_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """Attention of the question's ``words`` onto each frame, per layer (Fig. 5), averaged over samples.
 
     Returns ``(per_frame [layers, frames], grids [layers, frames, h, w])``: the mass on each frame's tokens (mean
-    over heads, the keyword's tokens and samples) and its spatial layout.
+    over heads, the keyword's tokens and samples) and its spatial layout. ``results_dir``: per-sample cache.
     """
     from .attention import attention_rows, video_maps
+    from .cache import ResultCache
 
-    per, grids, n = None, None, 0
-    for s in samples:
+    cache = ResultCache(results_dir, "frame_attention", adapter, {
+        "words": list(words), "spec": repr(spec), "format": answer_format, "num_frames": num_frames})
+
+    def compute(s):
         prep = prepare(adapter, s, answer_format, num_frames)
         rows = word_rows(prep, adapter.tokenizer, words)
         if not rows:
-            continue
+            return {"found": np.array(0)}
         w = attention_rows(adapter, prep.clean, prep.spans, rows, spec=spec)  # [layers, Q, L]
-        g = video_maps(w, prep.spans).mean(1)  # [layers, frames, h, w] (or tokens)
+        return {"found": np.array(1), "grid": video_maps(w, prep.spans).mean(1).numpy()}  # [layers, frames, h, w]
+
+    per, grids, n = None, None, 0
+    for s in samples:
+        r = cache.get_or_compute(s, lambda: compute(s))
+        if not int(r["found"]):
+            continue
+        g = torch.from_numpy(r["grid"])
         f = g.flatten(2).sum(-1)
         per = f if per is None else per + f
         grids = g if grids is None else grids + g
@@ -293,7 +321,7 @@ def answers_under(adapter, samples_by_task: dict, spec, answer_format: P.AnswerF
 # ------------------------------------------------------------------------------------------ §3.5 helpers
 
 
-def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", batch_size: int = 8,
+def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", batch_size: int = 32,
                    num_frames: int = 8, progress: bool = False, results_dir=None):
     """App. E on this model: sweep the ranged flows (and video→last) and apply the interval rule. Returns
     ``(sweep, interval size, Ranges)``: the paper's ranges (video→last blocked everywhere); the "own routes"
@@ -305,7 +333,7 @@ def pathway_ranges(adapter, samples, window: int, answer_format: P.AnswerFormat 
 
 
 def pathway_accuracy(adapter, samples, ranges, leak: bool = True, n_random: int = 5, seed: int = 0,
-                     answer_format: P.AnswerFormat = "content", num_frames: int = 8, batch_size: int = 8,
+                     answer_format: P.AnswerFormat = "content", num_frames: int = 8, batch_size: int = 32,
                      results_dir=None) -> PathwayResult:
     """Accuracy with full attention, with the effective pathways only (``pathways.pathway_spec``) and with
     ``n_random`` seeded random-blocking draws of as many edges (seeds ``seed``, ``seed + 1``, …)."""
@@ -326,7 +354,7 @@ KEY_FLOWS = ("cross-frame", "video→question", "video→last", "question→last
 
 
 def key_results(video, image, samples, window: int | None = None, answer_format: P.AnswerFormat = "content",
-                leak: bool = True, n_random: int = 5, seed: int = 0, batch_size: int = 8, progress: bool = False,
+                leak: bool = True, n_random: int = 5, seed: int = 0, batch_size: int = 32, progress: bool = False,
                 results_dir=None) -> KeyResults:
     """Run the book's key experiments on one pair. ``window=None``: the paper's 9 of 32 layers scaled to the
     Video-FT's depth (:func:`scaled_windows`)."""
@@ -339,14 +367,14 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
     size = interval_size(n)
     ranges = ranges_from_sweep(sweep, size)
     return KeyResults(n, sum(p.numel() for p in video.model.parameters()), window, sweep, image_sweep,
-                      option_probabilities(video, samples, answer_format), size, ranges,
+                      option_probabilities(video, samples, answer_format, results_dir=results_dir), size, ranges,
                       pathway_accuracy(video, samples, ranges, leak, n_random, seed, answer_format,
                                        batch_size=batch_size, results_dir=results_dir))
 
 
 def scale_results(pairs: dict[str, tuple], samples, window: int | None = None,
                   answer_format: P.AnswerFormat | None = None, leak: bool = True, n_random: int = 5, seed: int = 0,
-                  device: str = "cpu", batch_size: int = 8, progress: bool = False,
+                  device: str = "cpu", batch_size: int = 32, progress: bool = False,
                   results_dir=None, dtype: str | None = None, device_map: str | None = None) -> dict[str, KeyResults]:
     """App. A/B: :func:`key_results` on every ``name: (Video-FT, ImageLLM)`` pair (folders or hub ids), loaded one
     pair at a time (``dtype`` None: float32 on CPU, bfloat16 on a GPU; ``answer_format`` None: each Video-FT's own,

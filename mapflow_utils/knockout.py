@@ -15,7 +15,8 @@ How it is made cheap (:func:`run_sweep`):
 
 a. **prefix reuse** — positions before the first blocked query are identical to the clean run at every layer, so
    their keys/values come from the clean run's cache and only the suffix is recomputed (question→last: one token);
-b. **batching** — many specs share one forward, one spec per batch row;
+b. **batching** — many specs share one forward, one spec per batch row, grouped by :func:`plan_batches` (shared
+   prefix and start layer, a budget of recomputed query tokens);
 c. **layer start** — hidden states entering the first blocked layer equal the clean run's, so layers before it
    are skipped (only for decoders whose layers are all of one kind).
 
@@ -332,8 +333,9 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix
     if p0 > 0:
         cache = DynamicCache(config=lm.config)
         for i in range(adapter.num_layers):
-            k = clean.keys[i][:, :, :p0].expand(n, -1, -1, -1).contiguous()
-            v = clean.values[i][:, :, :p0].expand(n, -1, -1, -1).contiguous()
+            # views, not copies: the cache concatenates them with the suffix's keys/values (one copy, not two)
+            k = clean.keys[i][:, :, :p0].expand(n, -1, -1, -1)
+            v = clean.values[i][:, :, :p0].expand(n, -1, -1, -1)
             cache.update(k, v, i)
     hidden = clean.layer_inputs[l0][:, p0:].expand(n, -1, -1)
     pos = _expand_pos(clean.position_ids, p0, n, L, dev)
@@ -350,12 +352,38 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix
     return adapter.lm_head(out.last_hidden_state[:, -1]).float()
 
 
+def plan_batches(firsts: Sequence[int], layers: Sequence[int], length: int, max_rows: int = 32,
+                 max_tokens: int = 256, spread: int = 2) -> list[list[int]]:
+    """Group specs (by index) into forwards, cheapest first: a pure function of where each spec starts.
+
+    ``firsts[i]``: spec i's first blocked query position; ``layers[i]``: its first blocked layer; ``length``: tokens.
+    A forward recomputes ``rows × (length − p0)`` tokens through ``n_layers − l0`` layers, where ``p0``/``l0`` are the
+    minima over its rows, so a batch (in order of first query, then first layer) keeps one ``p0``, stays within
+    ``spread`` layers of its first row's layer (a row recomputes every layer from ``l0``, though its states before
+    its own first layer are the clean run's) and within ``max_tokens`` recomputed query tokens (a long suffix, like
+    cross-frame's, gains nothing from more rows; one query token per row, like question→last, gains a lot, up to
+    ``max_rows``).
+    """
+    order = sorted(range(len(firsts)), key=lambda i: (firsts[i], layers[i]))
+    batches: list[list[int]] = []
+    for i in order:
+        cur = batches[-1] if batches else None
+        if (cur is None or firsts[i] != firsts[cur[0]] or layers[i] - layers[cur[0]] > spread
+                or len(cur) >= max_rows or (len(cur) + 1) * (length - firsts[i]) > max_tokens):
+            batches.append([i])
+        else:
+            cur.append(i)
+    return batches
+
+
 def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence, answer_ids: Sequence[int],
-              batch_size: int = 8, reuse_prefix: bool = True, layer_start: bool = True) -> torch.Tensor:
+              batch_size: int = 32, reuse_prefix: bool = True, layer_start: bool = True,
+              max_tokens: int = 256) -> torch.Tensor:
     """Probabilities of the answer tokens at the last position under each spec: ``[len(specs), len(answer_ids)]``.
 
     Softmax over the full vocabulary, as the paper's %change uses. Empty specs return the clean probabilities
-    without a forward. Specs are sorted by their first blocked query so that batches share long prefixes.
+    without a forward. Forwards are planned by :func:`plan_batches` (at most ``batch_size`` specs and ``max_tokens``
+    recomputed query tokens each) so that batches share long prefixes and start layers.
     """
     enable(adapter.model)
     ids = torch.tensor(list(answer_ids))
@@ -365,10 +393,11 @@ def run_sweep(adapter, clean: Clean, spans: Spans, specs: Sequence, answer_ids: 
     for i, s in enumerate(specs):
         if s.empty:
             out[i] = clean_p
-    firsts = {i: min(_first_query(p) for p, _ in specs[i].parts(spans)) for i in todo}
-    todo.sort(key=lambda i: (firsts[i], specs[i].layers[0]))
-    for b in range(0, len(todo), batch_size):
-        chunk = todo[b:b + batch_size]
+    parts = {i: specs[i].parts(spans) for i in todo}
+    firsts = [min(_first_query(p) for p, _ in parts[i]) if reuse_prefix else 0 for i in todo]
+    starts = [min(layers[0] for _, layers in parts[i]) if layer_start else 0 for i in todo]
+    for batch in plan_batches(firsts, starts, clean.length, batch_size, max_tokens):
+        chunk = [todo[j] for j in batch]
         logits = run_specs(adapter, clean, spans, [specs[i] for i in chunk], reuse_prefix, layer_start)
         out[chunk] = torch.softmax(logits, -1)[:, ids].cpu()
     return out

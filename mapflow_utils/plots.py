@@ -212,9 +212,9 @@ def attention_on_frames(frames: np.ndarray, grids: Mapping[str, np.ndarray], tit
     return fig
 
 
-def layer_slider(figures: Sequence, description: str = "layer"):
-    """An ipywidgets slider over pre-rendered figures (one per layer). The slider drives a ``Stack`` through
-    ``jslink``, so it works in the static HTML book, where no Python kernel runs."""
+def _images(figures: Sequence, dpi: int = 80):
+    """Each matplotlib figure as an ipywidgets ``Image`` (PNG at ``dpi``: widget state is saved in the page), the
+    figure closed."""
     import io
 
     import ipywidgets as widgets
@@ -222,9 +222,18 @@ def layer_slider(figures: Sequence, description: str = "layer"):
     images = []
     for fig in figures:
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", dpi=dpi)
         plt.close(fig)
         images.append(widgets.Image(value=buf.getvalue(), format="png"))
+    return images
+
+
+def layer_slider(figures: Sequence, description: str = "layer"):
+    """An ipywidgets slider over pre-rendered figures (one per layer). The slider drives a ``Stack`` through
+    ``jslink``, so it works in the static HTML book, where no Python kernel runs."""
+    import ipywidgets as widgets
+
+    images = _images(figures)
     stack = widgets.Stack(images, selected_index=0)
     # the widget counts from 0 (the Stack's index); a label shows the figures' 1-based layer beside it
     slider = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description=description, readout=False,
@@ -236,6 +245,42 @@ def layer_slider(figures: Sequence, description: str = "layer"):
     widgets.jslink((slider, "value"), (stack, "selected_index"))
     widgets.jslink((slider, "value"), (labels, "selected_index"))
     return widgets.VBox([widgets.HBox([play, slider, labels]), stack])
+
+
+def explorer(tree: Mapping, levels: Sequence[str]):
+    """Pre-rendered figures under one selector per level, for a reader who would rather choose than scroll.
+
+    ``tree``: nested mappings, one level per entry of ``levels`` (e.g. ``{figure: {subject: {task: Figure}}}`` with
+    ``levels=("figure", "subject", "task")``), matplotlib figures at the leaves. Each level is a dropdown driving a
+    ``Stack`` through ``jslink``, so the choice works in the static HTML book from the saved widget state.
+    """
+    import ipywidgets as widgets
+
+    if not levels:
+        return _images([tree])[0]
+    keys = list(tree)
+    children = [explorer(tree[k], levels[1:]) for k in keys]
+    stack = widgets.Stack(children, selected_index=0)
+    choose = widgets.Dropdown(options=[(str(k).replace("_", " "), i) for i, k in enumerate(keys)], value=0,
+                              description=levels[0], style={"description_width": "initial"})
+    widgets.jslink((choose, "index"), (stack, "selected_index"))
+    return widgets.VBox([choose, stack])
+
+
+def curve_explorer(figures: Mapping[str, Mapping[str, object]], tasks: Sequence[str],
+                   ylabel: str = "% change of answer probability", xlabel: str = "layer (window centre)"):
+    """:func:`explorer` over figure × subject × task, one :func:`sweep_lines` panel per choice.
+
+    ``figures[figure][subject]`` has ``curves(task)`` (task None pools the tasks) returning ``{label: (mean, lo, hi,
+    N)}``: :class:`~mapflow_utils.results.Lines` for knockout sweeps, :class:`~mapflow_utils.results.ProbabilityLines`
+    for the lens's answer probability."""
+    panels = list(tasks) + ["all tasks"]
+    tree = {fig: {subject: {task: sweep_lines(source.curves(None if task == "all tasks" else task),
+                                              f"{fig}: {subject}, {task.replace('_', ' ')}", ylabel, xlabel=xlabel)
+                            for task in panels}
+                  for subject, source in subjects.items()}
+            for fig, subjects in figures.items()}
+    return explorer(tree, ("figure", "subject", "task"))
 
 
 def attention_slider(frames: np.ndarray, grids: Mapping[str, np.ndarray], word: str):

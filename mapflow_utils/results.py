@@ -6,6 +6,7 @@ claims and plots read these types; the experiments produce them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +55,33 @@ def probability_curves(probs: dict, select=None, what: str = "option") -> dict[s
     sel = np.ones(len(probs["true"]), bool) if select is None else np.asarray(select)
     return {f"true {what}": bootstrap_mean(probs["true"][sel] * 100) + (int(sel.sum()),),
             f"false {what}s (mean)": bootstrap_mean(probs["false"][sel] * 100) + (int(sel.sum()),)}
+
+
+@dataclass
+class Lines:
+    """Knockout curves to draw, ``label -> (SweepResult, flow)``, for any task or pooled (:meth:`curves`)."""
+
+    lines: Mapping[str, tuple[SweepResult, str]]
+
+    @classmethod
+    def flows(cls, result: SweepResult, flows: Sequence[str]) -> "Lines":
+        """One line per flow of one sweep."""
+        return cls({f: (result, f) for f in flows})
+
+    def curves(self, task: str | None = None) -> dict[str, tuple]:
+        """``{label: (mean, lo, hi, N)}`` on ``task``'s questions (None: all)."""
+        return {label: r.summary(flow, task) for label, (r, flow) in self.lines.items()}
+
+
+@dataclass
+class ProbabilityLines:
+    """Fig. 8's curves (:func:`probability_curves`) for any task or pooled (:meth:`curves`)."""
+
+    probs: dict
+    what: str = "option"
+
+    def curves(self, task: str | None = None) -> dict[str, tuple]:
+        return probability_curves(self.probs, None if task is None else self.probs["tasks"] == task, self.what)
 
 
 @dataclass

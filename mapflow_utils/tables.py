@@ -41,11 +41,12 @@ TASK_HEADERS = ["task", "reasoning type", "paper: question", "paper: options", "
 
 
 def eval_rows(evaluation: dict, label: str = "") -> list[list[Any]]:
-    """Rows ``[label, frames, acc per task…, mean]`` (percent) of a shipped ``eval.json``."""
+    """Rows ``[label, frames, acc per task…, mean]`` (percent) of a shipped ``eval.json``: every entry that holds
+    ``{task: (correct, n)}`` for the video tasks (not image QA, per-question hits or settings like the format)."""
     tasks = list(evaluation["all"])
     rows = []
     for mode, res in evaluation.items():
-        if mode in ("image_qa", "hits"):
+        if not isinstance(res, dict) or set(res) != set(tasks):
             continue
         accs = [100 * res[t][0] / res[t][1] for t in tasks]
         rows.append([label, mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])

@@ -279,3 +279,20 @@ def test_a_video_that_breaks_mid_run_is_skipped_and_listed(tiny_adapter, tmp_pat
     with pytest.warns(UserWarning, match=r"(?s)left out 1 question.*truncated\.mp4"):
         r = E.knockout_sweep(tiny_adapter, samples, ["question→last"], 3, only_correct=False, results_dir=tmp_path)
     assert len(r.tasks) == 2 and len(r.skipped) == 1 and "truncated.mp4" in r.skipped[0]
+
+
+def test_plan_batches_share_prefix_and_start_layer_within_budget():
+    """Batches keep one first query, stay within ``spread`` layers and the token budget, cover every spec once."""
+    L = 100
+    firsts = [99] * 12 + [60] * 6 + [20] * 3
+    layers = list(range(12)) + [0, 0, 1, 5, 6, 6] + [0, 1, 2]
+    batches = K.plan_batches(firsts, layers, L, max_rows=4, max_tokens=100, spread=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(firsts)))
+    for b in batches:
+        assert len({firsts[i] for i in b}) == 1, b
+        assert max(layers[i] for i in b) - min(layers[i] for i in b) <= 2, b
+        assert len(b) <= 4 and (len(b) == 1 or len(b) * (L - firsts[b[0]]) <= 100), b
+    # one-token suffixes fill rows; 80-token suffixes go one per forward; 40-token ones two
+    assert [len(b) for b in batches if firsts[b[0]] == 99] == [3, 3, 3, 3]
+    assert all(len(b) == 1 for b in batches if firsts[b[0]] == 20)
+    assert [len(b) for b in batches if firsts[b[0]] == 60] == [2, 1, 2, 1]

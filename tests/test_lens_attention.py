@@ -82,3 +82,33 @@ def test_frame_units_work_for_every_layout(family):
     assert ("temporal group" in fig._suptitle.get_text()) == (k > 1)
     assert ("temporal group" in ad.frame_unit()) == (k > 1)
     plt.close(fig)
+
+
+def test_lens_and_attention_experiments_cache_per_sample(tiny_adapter, synth_root, tmp_path):
+    """Fig. 4's keyword counts and Fig. 5's attention maps read back from the result cache equal a fresh run, and a
+    different knockout spec is a different cache entry."""
+    import numpy as np
+
+    from mapflow_utils import experiments as E
+    from mapflow_utils.cache import STATS
+    from mapflow_utils.data import load_tvbench
+
+    ds = load_tvbench(synth_root, n_per_task=2, seed=0)
+    count = ds.by_task()["object_count"]
+    words = {"spatial": E.SPATIAL_WORDS, "temporal": E.TEMPORAL_WORDS}
+    fresh = E.keyword_frequency(tiny_adapter, list(ds)[:3], words)
+    for _ in range(2):
+        hits, _norm = E.keyword_frequency(tiny_adapter, list(ds)[:3], words, results_dir=tmp_path)
+        for g in words:
+            for w in words[g]:
+                assert np.array_equal(hits[g][w], fresh[0][g][w]), (g, w)
+    blocked = E.all_layers(E.CROSS_FRAME, tiny_adapter.num_layers)
+    want = [E.frame_attention(tiny_adapter, count, ["begins"], spec) for spec in (None, blocked)]
+    before = STATS["cached"]
+    for _ in range(2):
+        got = [E.frame_attention(tiny_adapter, count, ["begins"], spec, results_dir=tmp_path) for spec in (None, blocked)]
+        for (p, g), (wp, wg) in zip(got, want):
+            np.testing.assert_allclose(p, wp, atol=1e-6)
+            np.testing.assert_allclose(g, wg, atol=1e-6)
+    assert STATS["cached"] - before == 2 * len(count)  # the second pass only, for both specs
+    assert not np.allclose(want[0][0], want[1][0])

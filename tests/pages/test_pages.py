@@ -117,3 +117,22 @@ def test_layer_slider_views(opened):
         assert not shown, f"{page.name}: a 0-based slider readout is visible: {shown}"
         readouts = [int(i) for l in labels for i in re.findall(r"layer (\d+) of \d+", l)]
         assert readouts and min(readouts) >= 1, f"{page.name}: no 1-based 'layer i of n' readout in {labels}"
+
+
+def test_every_chapter_figure_is_named_and_captioned():
+    """Each figure cell of a chapter (``mystnb.figure`` in its MyST source) is a numbered <figure> with its name as
+    anchor and a caption on the built page, so prose and readers can refer to it."""
+    import jupytext
+
+    named = 0
+    for source in sorted(paths.NOTEBOOKS.glob("*.md")):
+        figures = [c.metadata["mystnb"]["figure"] for c in jupytext.read(source).cells
+                   if "figure" in c.metadata.get("mystnb", {})]
+        html = (HTML / "book" / f"{source.stem}.html").read_text()
+        for fig in figures:
+            found = re.search(rf'<figure[^>]*id="{re.escape(fig["name"])}"[^>]*>(.*?)</figure>', html, re.S)
+            assert found, f"{source.stem}: figure {fig['name']!r} is not a named <figure> on the built page"
+            assert "<img" in found.group(1) and "<figcaption" in found.group(1), \
+                f"{source.stem}: figure {fig['name']!r} has no image or no caption"
+            named += 1
+    assert named >= 20, f"only {named} named figures in the chapters"
