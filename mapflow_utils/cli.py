@@ -84,11 +84,15 @@ def to_notebook(source: str | Path, dest: str | Path) -> Path:
 
 
 def _clean(nb_path: Path) -> None:
-    """Drop per-cell timing metadata papermill writes, so re-executed book pages diff only where results change."""
+    """Drop per-cell timing metadata papermill writes, so re-executed book pages diff only where results change, and
+    fold the cell papermill injects with the run's parameters (the footer and results.json name them too)."""
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
     pm = nb.get("metadata", {}).get("papermill", {})
     for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
         pm.pop(key, None)

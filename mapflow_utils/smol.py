@@ -217,9 +217,13 @@ def load_parts(folder: str | Path, base: str | None = None, merge: bool = True):
                          f"{unexpected[:3]})")
     processor = AutoProcessor.from_pretrained(folder)
     if info.get("adapter"):
+        import warnings
+
         from peft import PeftModel
 
-        peft_model = PeftModel.from_pretrained(model, folder / info["adapter"], is_trainable=not merge)
+        with warnings.catch_warnings():  # peft reads the attribute transformers 5 deprecates; nothing to act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = PeftModel.from_pretrained(model, folder / info["adapter"], is_trainable=not merge)
         if not merge:
             return peft_model, processor
         model = peft_model.merge_and_unload()

@@ -127,3 +127,22 @@ def test_book_refuses_jupyter_book_2(monkeypatch):
     monkeypatch.setattr(md, "version", lambda name: "2.0.1" if name == "jupyter-book" else "0")
     with pytest.raises(cli.BookError, match="Jupyter Book 1"):
         cli.require_jupyter_book_1()
+
+
+def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
+    import json
+
+    from mapflow_utils import cli
+
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"], "papermill": {"duration": 1}},
+                     "source": "x = 1", "outputs": []},
+                    {"cell_type": "code", "metadata": {"tags": ["parameters"], "execution": {}}, "source": "x = 0",
+                     "outputs": []}],
+          "metadata": {"papermill": {"duration": 3.2, "parameters": {"x": 1}}}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "c.ipynb"
+    path.write_text(json.dumps(nb))
+    cli._clean(path)
+    got = json.loads(path.read_text())
+    assert got["cells"][0]["metadata"] == {"tags": ["injected-parameters", "hide-input"]}
+    assert got["cells"][1]["metadata"] == {"tags": ["parameters"]}  # the reader's parameters cell stays visible
+    assert got["metadata"]["papermill"] == {"parameters": {"x": 1}}
