@@ -70,7 +70,7 @@ book-html: install $(WIDGETS_JS) assignments  ## build _build/html from the exec
 	$(VENV)/bin/mapflow book --no-execute
 
 CHROMIUM_SHOT := chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --allow-file-access-from-files \
-  --virtual-time-budget=8000 --window-size=1200,1500
+  --virtual-time-budget=8000 --window-size=1200,2300
 screenshots:  ## the README's pictures of the built book (landing page, §3.3) into book/_static/
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	@mkdir -p book/_static

@@ -104,7 +104,7 @@ def test_widgets_render_from_saved_state(opened):
 
 
 def test_layer_slider_views(opened):
-    sliders = {p: dom for p, (dom, _) in opened.items() if "widget-slider" in dom}
+    sliders = {p: dom for p, (dom, _) in opened.items() if re.search(r'class="[^"]*\bwidget-slider\b', dom)}
     assert sliders, "no page rendered a slider"
     for page, dom in sliders.items():
         assert "widget-play" in dom or "fa-play" in dom, f"{page.name}: the layer slider has no Play button"
@@ -136,3 +136,32 @@ def test_every_chapter_figure_is_named_and_captioned():
                 f"{source.stem}: figure {fig['name']!r} has no image or no caption"
             named += 1
     assert named >= 20, f"only {named} named figures in the chapters"
+
+
+def test_parameters_cells_wrap_instead_of_scrolling():
+    """Each chapter page links the book's stylesheet, which wraps the parameters cell's long lines."""
+    css = HTML / "_static" / "mapflow.css"
+    assert css.exists() and "tag_parameters" in css.read_text() and "pre-wrap" in css.read_text()
+    for source in sorted(paths.NOTEBOOKS.glob("*.md")):
+        html = (HTML / "book" / f"{source.stem}.html").read_text()
+        assert "_static/mapflow.css" in html, f"{source.stem} does not load mapflow.css"
+        if "tags: [parameters]" in source.read_text():
+            assert 'class="cell tag_parameters' in html, f"{source.stem}: no parameters cell on the page"
+
+
+def test_curve_explorers_render_their_choices(opened):
+    """Every chapter with a curve explorer shows its three dropdowns (figure, subject, task) with their options,
+    rendered from the saved state."""
+    explorers = {HTML / "book" / f"{src.stem}.html": src.read_text().count("plots.curve_explorer(")
+                 for src in paths.NOTEBOOKS.glob("*.md")}
+    assert sum(explorers.values()) >= 5, explorers
+    for page, n in explorers.items():
+        if not n:
+            continue
+        dom = opened[page][0]
+        labels = re.findall(r'<label[^>]*class="[^"]*widget-label[^"]*"[^>]*>([^<]*)<', dom)
+        for level in ("figure", "subject", "task"):
+            assert labels.count(level) >= n, f"{page.name}: {labels.count(level)} '{level}' selectors, expected {n}"
+        selects = re.findall(r"<select[^>]*>(.*?)</select>", dom, re.S)
+        assert len(selects) >= 3 * n and all("<option" in s for s in selects), f"{page.name}: selectors not rendered"
+        assert "all tasks" in dom, f"{page.name}: the task selector lacks the pooled choice"
