@@ -213,6 +213,25 @@ TEMPORAL_WORDS = ("up", "down", "left", "right", "moves", "grow", "shrink", "fil
                   "jump", "slide", "flash", "blink", "swell", "then", "start", "end", "moving")
 
 
+def lens_readout(adapter, samples, answer_format: P.AnswerFormat = "content", k: int = 8,
+                 variant: str = "standard", num_frames: int = 8) -> dict:
+    """The logit lens at the last position of the first baseline-correct question of ``samples``, layer by layer:
+    ``{"question", "answer", "options", "tokens" [n_points][k] (decoded), "probs" [n_points, k], "answer_token"}``
+    (the answer token is what the model must output: the letter, or the option's first token)."""
+    from .lens import last_position_top
+
+    for s in samples:
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if not prep.correct:
+            continue
+        ids, probs = last_position_top(adapter, prep.clean, k, variant)
+        decode = adapter.tokenizer.decode
+        return {"question": s.question, "answer": s.answer, "options": list(s.candidates),
+                "tokens": [[repr(decode([int(t)]))[1:-1] for t in row] for row in ids],
+                "probs": probs.numpy(), "answer_token": repr(decode([prep.answer_ids[s.answer_index]]))[1:-1]}
+    raise ValueError(f"{model_name(adapter)} answers none of the {len(samples)} questions correctly: raise n_per_task")
+
+
 def keyword_ids(tokenizer, words) -> dict[str, list[int]]:
     """Token ids of each keyword: the first token of the word alone and after a space (as in running text)."""
     out = {}

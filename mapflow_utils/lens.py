@@ -51,6 +51,14 @@ def top_tokens(adapter, clean: Clean, positions: Sequence[int] | torch.Tensor, k
     return layer_states(adapter, clean, positions, variant).topk(k, dim=-1).indices
 
 
+def last_position_top(adapter, clean: Clean, k: int = 8, variant: Variant = "standard"):
+    """The lens at the last position: the ``k`` most probable tokens at every layer and their probabilities
+    (softmax over the whole vocabulary): ``(ids [n_points, k], probs [n_points, k])``."""
+    probs = torch.softmax(layer_states(adapter, clean, [clean.length - 1], variant)[:, 0], -1)
+    top = probs.topk(k, dim=-1)
+    return top.indices, top.values
+
+
 def keyword_counts(top: torch.Tensor, keyword_ids: dict[str, int]) -> dict[str, torch.Tensor]:
     """How often each keyword's token is among the top tokens, per layer: ``{word: [n_points]}``.
 

@@ -292,6 +292,28 @@ def attention_slider(frames: np.ndarray, grids: Mapping[str, np.ndarray], word: 
     return layer_slider(figs, "layer")
 
 
+def lens_slider(readout: dict, variant: str = "standard"):
+    """The logit lens at the last position, one bar chart per layer (the ``k`` most probable tokens, the answer's
+    token highlighted), under a 1-based layer slider that works in the static page. ``readout``:
+    :func:`~mapflow_utils.experiments.lens_readout`."""
+    use_style()
+    figs = []
+    n = len(readout["tokens"])
+    for layer, (tokens, probs) in enumerate(zip(readout["tokens"], readout["probs"])):
+        fig, ax = plt.subplots(figsize=(5.5, 2.8))
+        colors = ["tab:green" if t == readout["answer_token"] else "tab:gray" for t in tokens]
+        ax.barh(range(len(tokens))[::-1], 100 * probs, color=colors)
+        ax.set_yticks(range(len(tokens))[::-1], [f"'{t}'" for t in tokens], fontsize=8)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("probability at the last position (%)")
+        where = f"layer {layer + 1} of {n}" if variant == "standard" else (
+            f"input of layer {layer + 1}" if layer < n - 1 else "final norm output")
+        ax.set_title(f"{variant} lens, {where}; answer '{readout['answer_token']}' in green", fontsize=9)
+        fig.tight_layout()
+        figs.append(fig)
+    return layer_slider(figs, "layer")
+
+
 def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-letter accuracy while training"):
     """Held-out letter accuracy against training step (the bounded letter attempt), with the chance level."""
     use_style()

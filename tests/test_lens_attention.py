@@ -112,3 +112,28 @@ def test_lens_and_attention_experiments_cache_per_sample(tiny_adapter, synth_roo
             np.testing.assert_allclose(g, wg, atol=1e-6)
     assert STATS["cached"] - before == 2 * len(count)  # the second pass only, for both specs
     assert not np.allclose(want[0][0], want[1][0])
+
+
+def test_lens_readout_ends_at_the_models_own_answer(tiny_adapter, synth_root):
+    """The last layer of the standard lens is the model's output: its top token is the answer token of a
+    baseline-correct question; probabilities are a softmax over the whole vocabulary (sorted, below 1)."""
+    from mapflow_utils import experiments as E, plots
+    from mapflow_utils.data import load_tvbench
+
+    ds = load_tvbench(synth_root, n_per_task=4, seed=0)
+    try:
+        r = E.lens_readout(tiny_adapter, list(ds), "content", k=5)
+    except ValueError as e:  # random weights may answer nothing: the message must name the parameter
+        assert "n_per_task" in str(e)
+        return
+    assert len(r["tokens"]) == tiny_adapter.num_layers and r["probs"].shape == (tiny_adapter.num_layers, 5)
+    from mapflow_utils.evaluate import prepare
+
+    sample = next(s for s in ds if s.question == r["question"] and list(s.candidates) == r["options"])
+    prep = prepare(tiny_adapter, sample, "content")
+    assert prep.correct
+    final = torch.softmax(prep.clean.logits, -1).topk(5)
+    assert torch.allclose(torch.from_numpy(r["probs"][-1]), final.values, atol=1e-6)
+    assert (r["probs"][:, :-1] >= r["probs"][:, 1:]).all() and (r["probs"].sum(1) <= 1 + 1e-5).all()
+    slider = plots.lens_slider(r)
+    assert len(slider.children[1].children) == tiny_adapter.num_layers
