@@ -17,6 +17,11 @@ Printed, per question (letter format, 8 frames, ~240 tokens):
   printed as a ratio to both, and beside it the fixed batches of 8 in first-query order that the engine used before
   :func:`~mapflow_utils.knockout.plan_batches` (same run, same code otherwise).
 
+Measured 2026-11-27 on this project's machine (x86_64, 2 cores, one thread, nothing else running; 3 questions):
+§3.3 sweep 20.3 s/question (61 ms/spec); token-layer bound 16.1 s: the engine is 1.26x it (1.25-1.27x per
+question), 1.04x with one lm_head row per spec; the fixed batches of 8 used before ``plan_batches`` 1.59x; the
+paper-style loop 14.7x the engine.
+
 Without ``--model`` (or if the folder is missing) it measures a fresh SmolLM2 VideoLLM (``smol.new_model``): the
 cost does not depend on the trained weights.
 """
