@@ -91,11 +91,10 @@ def defaults(s: Subjects, answer_format: str | None, window: int | None) -> tupl
     """A chapter's ``answer_format`` and ``window`` where its parameters leave them ``None``: the Video-FT's own
     format (``letter`` for the SmolLM2 pair and real checkpoints, ``content`` for the tiny from-scratch models) and
     the paper's window of 9 of 32 layers scaled to its depth (rounded up: 9 for 30 layers, 3 for 8)."""
-    from .experiments import scaled_windows
+    from .experiments import paper_window
     from .models import answer_format as own_format
 
-    return (answer_format or own_format(s.video_dir),
-            window or scaled_windows(s.video.num_layers, (9,))[0])
+    return answer_format or own_format(s.video_dir), window or paper_window(s.video.num_layers)
 
 
 def questions(data_dir: str | None, tasks: Sequence[str] | None, n_per_task: int | None, seed: int,

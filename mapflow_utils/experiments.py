@@ -75,6 +75,11 @@ def scaled_windows(n_layers: int, paper: Sequence[int] = (1, 5, 9, 13), depth: i
     return sorted({max(1, -(-k * n_layers // depth)) for k in paper})
 
 
+def paper_window(n_layers: int) -> int:
+    """The paper's knockout window, 9 of 32 layers, scaled to a model of ``n_layers`` (:func:`scaled_windows`)."""
+    return scaled_windows(n_layers, (9,))[0]
+
+
 def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
                    answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 32,
                    num_frames: int = 8, progress: bool = False, results_dir=None) -> SweepResult:
@@ -378,7 +383,7 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
     """Run the book's key experiments on one pair. ``window=None``: the paper's 9 of 32 layers scaled to the
     Video-FT's depth (:func:`scaled_windows`)."""
     n = video.num_layers
-    window = window or scaled_windows(n, (9,))[0]
+    window = window or paper_window(n)
     sweep = knockout_sweep(video, samples, list(KEY_FLOWS), window, answer_format, batch_size=batch_size,
                            progress=progress, results_dir=results_dir)
     image_sweep = knockout_sweep(image, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,

@@ -354,7 +354,7 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix
 
 def plan_batches(firsts: Sequence[int], layers: Sequence[int], length: int, max_rows: int = 32,
                  max_tokens: int = 256, spread: int = 2) -> list[list[int]]:
-    """Group specs (by index) into forwards, cheapest first: a pure function of where each spec starts.
+    """Group specs (by index) into forwards, in order of where they start: a pure function of those starts.
 
     ``firsts[i]``: spec i's first blocked query position; ``layers[i]``: its first blocked layer; ``length``: tokens.
     A forward recomputes ``rows × (length − p0)`` tokens through ``n_layers − l0`` layers, where ``p0``/``l0`` are the

@@ -21,7 +21,7 @@ def setup():
     _, _, video = models.load(paths.SUBJECT[0])
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=DEFAULTS["n_per_task"], seed=DEFAULTS["seed"])
     picked = [items[0] for items in ds.by_task().values()][:3]
-    return video, picked, experiments.scaled_windows(video.num_layers, (9,))[0], models.answer_format(paths.SUBJECT[0])
+    return video, picked, experiments.paper_window(video.num_layers), models.answer_format(paths.SUBJECT[0])
 
 
 def _files():
