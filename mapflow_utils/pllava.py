@@ -59,8 +59,19 @@ class PllavaModel(LlavaModel):
         return out
 
 
+#: The pre-4.47 LLaVA layout of the paper's checkpoints -> today's (regex -> replacement, for ``key_mapping``).
+LEGACY_KEYS = {r"^language_model\.model\.": "model.language_model.", r"^language_model\.lm_head\.": "lm_head.",
+               r"^vision_tower\.": "model.vision_tower.", r"^multi_modal_projector\.": "model.multi_modal_projector."}
+
+
 class PllavaForConditionalGeneration(LlavaForConditionalGeneration):
-    """The paper's PLLaVA-style LLaVA: :class:`LlavaForConditionalGeneration` with :class:`PllavaModel`."""
+    """The paper's PLLaVA-style LLaVA: :class:`LlavaForConditionalGeneration` with :class:`PllavaModel`.
+    ``from_pretrained`` reads the legacy key names (:data:`LEGACY_KEYS`) without a conversion step."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        kwargs.setdefault("key_mapping", LEGACY_KEYS)
+        return super().from_pretrained(*args, **kwargs)
 
     def __init__(self, config):
         super().__init__(config)

@@ -47,3 +47,37 @@ def test_pooling_is_not_llava_next_videos_order():
         after = pllava.pool_video(model.model.multi_modal_projector(hs), tuple(cfg.pooling_shape))
         before = model.model.multi_modal_projector(pllava.pool_video(hs, tuple(cfg.pooling_shape)))
     assert not torch.allclose(after, before, atol=1e-4)
+
+
+def test_legacy_checkpoint_keys_load(tmp_path):
+    """The paper's checkpoints use the pre-4.47 LLaVA layout (``language_model.model.*``, ``language_model.lm_head``,
+    ``vision_tower.*``, ``multi_modal_projector.linear_1/2``): written that way, they load with the same outputs."""
+    import json
+
+    from safetensors.torch import save_file
+
+    model, cfg = _tiny()
+    legacy = {}
+    for k, v in model.state_dict().items():
+        k = (k.replace("model.language_model.", "language_model.model.").replace("lm_head.", "language_model.lm_head.")
+             .replace("model.vision_tower.", "vision_tower.").replace("model.multi_modal_projector.", "multi_modal_projector."))
+        legacy[k] = v.contiguous()
+    assert any(k.startswith("language_model.model.") for k in legacy)
+    save_file(legacy, tmp_path / "model.safetensors")
+    cfg.save_pretrained(tmp_path)
+    loaded = pllava.PllavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert json.loads((tmp_path / "config.json").read_text())["pooling_shape"] == [2, 2, 2]
+    t, h, w = cfg.pooling_shape
+    ids = torch.tensor([[1, 5] + [cfg.image_token_index] * (t * h * w) + [7]])
+    pixels = torch.randn(cfg.num_frames, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids, pixel_values=pixels).logits,
+                                   model(input_ids=ids, pixel_values=pixels).logits)
+
+
+def test_current_layout_round_trips(tmp_path):
+    model, cfg = _tiny()
+    model.save_pretrained(tmp_path)
+    loaded = pllava.PllavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    for (k, a), (k2, b) in zip(sorted(model.state_dict().items()), sorted(loaded.state_dict().items())):
+        assert k == k2 and torch.equal(a, b), k
