@@ -64,6 +64,8 @@ class Family:
     * ``timestamped``: each frame starts with its timestamp text (``Time 0.0s:``); separators go to the frame
       before.
 
+    ``processor_class`` tells two layouts of one model class apart (InternVL's own per-frame layout vs. InternVL-Chat
+    V1.5's one block, read by :class:`~mapflow_utils.block_processor.VideoBlockProcessor`).
     ``video_token_attr`` is the config attribute holding the id of the video tokens in the expanded ``input_ids``;
     ``positions`` is ``1d`` or ``mrope`` (3-row ``position_ids``); ``needs_fps`` marks processors that read the
     frame rate from video metadata (timestamps, temporal positions).
@@ -77,10 +79,17 @@ class Family:
     positions: str = "1d"
     needs_fps: bool = False
     example: str = ""  # a public checkpoint of this class (for the book's commands; never downloaded here)
+    processor_class: str = ""  # set when the same model class is read by another processor (another layout)
+    key: str = ""  # the name in SUPPORT when it is not the model class
+
+    @property
+    def name(self) -> str:
+        """The family's name in :data:`SUPPORT` (the model class unless two layouts share it)."""
+        return self.key or self.model_class
 
 
 #: The support matrix: model class -> family facts. Tested on tiny random-weight configs in tests/.
-SUPPORT: dict[str, Family] = {f.model_class: f for f in (
+SUPPORT: dict[str, Family] = {f.name: f for f in (
     Family("LlavaNextVideoForConditionalGeneration", "llama", "equal",
            "LLaVA-NeXT-Video (the paper's main family); T frames x (pooled) patches, contiguous",
            video_token_attr="video_token_index", example="llava-hf/LLaVA-NeXT-Video-7B-hf"),
@@ -99,6 +108,15 @@ SUPPORT: dict[str, Family] = {f.model_class: f for f in (
     Family("VideoLlama3ForConditionalGeneration", "qwen2", "timestamped",
            "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression", needs_fps=True,
            example="lkhl/VideoLLaMA3-2B-Image-HF"),
+    # the paper's own subjects (issue 16): one placeholder -> one block of video tokens, frame after frame
+    Family("PllavaForConditionalGeneration", "llama", "equal",
+           "the paper's LLaVA-NeXT-Video-FT (PLLaVA-style: projector, then 3-D pool to t x h x w) and its llava-v1.6 "
+           "image bases; one <image> -> t*h*w tokens", video_token_attr="image_token_index",
+           example="byminji/LLaVA-NeXT-7B-Video-FT", processor_class="VideoBlockProcessor"),
+    Family("InternVLForConditionalGeneration", "phi3", "equal",
+           "the paper's Mini-InternVL (InternVL-Chat V1.5, converted): <img> + <IMG_CONTEXT> x T*n + </img>",
+           video_token_attr="image_token_id", example="byminji/Mini-InternVL-4B-Video-FT",
+           processor_class="VideoBlockProcessor", key="InternVLChatV1_5"),
 )}
 
 
@@ -258,14 +276,22 @@ def _pinned_transformers() -> str:
     return pins[0].split("==")[1].split(";")[0].strip() if pins else MIN_TRANSFORMERS
 
 
+def family_of(model, processor) -> Family:
+    """The :class:`Family` of a loaded model and its processor; raises :class:`UnsupportedModelError`."""
+    name = type(model).__name__
+    families = [f for f in SUPPORT.values() if f.model_class == name]
+    if not families:
+        raise UnsupportedModelError(f"{name} is not supported by mapflow. Supported: {', '.join(SUPPORT)}. To add "
+                                    "it, add a Family to mapflow_utils.models.SUPPORT and a tiny-config test.")
+    pname = type(processor).__name__
+    return next((f for f in families if f.processor_class == pname), None) or \
+        next((f for f in families if not f.processor_class), families[0])
+
+
 def adapter_for(model, processor) -> Adapter:
     """Build the :class:`Adapter` of an already loaded model; raises :class:`UnsupportedModelError`."""
     _check_transformers()
-    name = type(model).__name__
-    if name not in SUPPORT:
-        raise UnsupportedModelError(f"{name} is not supported by mapflow. Supported: {', '.join(SUPPORT)}. To add "
-                                    "it, add a Family to mapflow_utils.models.SUPPORT and a tiny-config test.")
-    fam = SUPPORT[name]
+    fam = family_of(model, processor)
     lm = model.model.language_model
     vid = getattr(model.config, fam.video_token_attr, None)
     if vid is None:
@@ -304,7 +330,7 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from . import smol
+    from . import block_processor, internvl_chat, pllava, smol
 
     if smol.is_parts(model_id_or_path):  # a SmolLM2 VideoLLM shipped as parts: base + vision + merged LoRA
         model, processor = smol.load_parts(model_id_or_path)
@@ -313,9 +339,18 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
         model.to(device)
         model.set_attn_implementation(attn_implementation)
         return model, processor, adapter_for(model, processor)
+    raw = _config_dict(model_id_or_path)
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if internvl_chat.is_internvl_chat(raw):  # the paper's Mini-InternVL: converted once to transformers' InternVL
+        model_id_or_path = internvl_chat.converted(_local_folder(model_id_or_path))
+    elif pllava.is_pllava(raw) or raw.get("model_type") == "llava_next":  # LLaVA-NeXT-Video-FT / llava-v1.6 base
+        model, processor = pllava.load(model_id_or_path, raw, dtype=torch_dtype,
+                                       attn_implementation=attn_implementation)
+        model.to(device)
+        return model, processor, adapter_for(model, processor)
     config = AutoConfig.from_pretrained(model_id_or_path)
     archs = getattr(config, "architectures", None) or []
-    if archs and archs[0] not in SUPPORT:
+    if archs and archs[0] not in {f.model_class for f in SUPPORT.values()}:
         raise UnsupportedModelError(f"{model_id_or_path}: {archs[0]} is not supported by mapflow. Supported: "
                                     f"{', '.join(SUPPORT)}.")
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation}
@@ -327,5 +362,33 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
     if device_map is None:
         model.to(device)
     model.eval()
-    processor = AutoProcessor.from_pretrained(model_id_or_path)
+    if (Path(str(model_id_or_path)) / block_processor.CONFIG_NAME).exists():
+        processor = block_processor.VideoBlockProcessor.from_pretrained(model_id_or_path)
+    else:
+        processor = AutoProcessor.from_pretrained(model_id_or_path)
     return model, processor, adapter_for(model, processor)
+
+
+def _config_dict(model_id_or_path: str | Path) -> dict:
+    """The checkpoint's ``config.json`` as a dict (a local folder, or a hub id through the hub cache)."""
+    import json
+
+    from transformers.utils import cached_file
+
+    path = Path(str(model_id_or_path)) / "config.json"
+    if not path.exists():
+        found = cached_file(str(model_id_or_path), "config.json")
+        if found is None:
+            raise FileNotFoundError(f"{model_id_or_path}: no config.json (not a model folder or hub id)")
+        path = Path(found)
+    return json.loads(path.read_text())
+
+
+def _local_folder(model_id_or_path: str | Path) -> Path:
+    """A local folder of the checkpoint: itself, or the hub snapshot (downloads follow ``HF_HUB_OFFLINE``)."""
+    p = Path(str(model_id_or_path))
+    if p.is_dir():
+        return p
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(model_id_or_path)))

@@ -18,10 +18,11 @@ from __future__ import annotations
 import functools
 
 from mapflow_utils import tiny
+from mapflow_utils.block_processor import EVAL_MVBENCH, EVAL_MVBENCH_PHI3, VideoBlockProcessor
 from mapflow_utils.models import SUPPORT
 from mapflow_utils.prompts import FORMATS, build_prompt
 
-#: Every supported class (the support matrix's keys, in its order).
+#: Every supported family (the support matrix's keys, in its order).
 FAMILIES: tuple[str, ...] = tuple(SUPPORT)
 
 FRAME = 64  # frame side in pixels
@@ -83,6 +84,17 @@ TOKENIZERS: dict[str, dict] = {
         specials=CHATML_SPECIALS + list(_QWEN_EXTRAS.values()), extras=_QWEN_EXTRAS),
 }
 TOKENIZERS["Qwen2_5_VLForConditionalGeneration"] = TOKENIZERS["Qwen2VLForConditionalGeneration"]
+# The paper's own subjects (issue 16), with their special tokens and the paper's eval_mvbench prompt.
+# Vicuna (llava-v1.6 / LLaVA-NeXT-Video-FT): <s> first, <image> (id 32000 in the real one), <pad>.
+TOKENIZERS["PllavaForConditionalGeneration"] = dict(
+    template=EVAL_MVBENCH, specials=["<unk>", "<s>", "</s>", "<image>", "<pad>"], extras={"image_token": "<image>"},
+    pad="<pad>", eos="</s>", bos="<s>")
+# Phi-3 with InternVL-Chat's added tokens (<img>, </img>, <IMG_CONTEXT>, <quad>, <ref>, <box> and their ends).
+TOKENIZERS["InternVLChatV1_5"] = dict(
+    template=EVAL_MVBENCH_PHI3,
+    specials=["<unk>", "<s>", "</s>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<img>",
+              "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>"],
+    extras={}, pad="<|endoftext|>", eos="<|end|>", bos="<s>")
 
 
 class _TemplateOnly:
@@ -123,7 +135,15 @@ def _tokenizer(name: str, vocab_size: int = 512):
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=spec["specials"], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus(spec["template"]), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|endoftext|>", eos_token="<|im_end|>",
+    bos = spec.get("bos")
+    if bos:  # Llama-style tokenizers put BOS first
+        from tokenizers import processors
+
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[
+            (bos, tok.token_to_id(bos))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=spec.get("pad", "<|endoftext|>"),
+                                   eos_token=spec.get("eos", "<|im_end|>"), bos_token=bos,
+                                   unk_token="<unk>" if "<unk>" in spec["specials"] else None,
                                    extra_special_tokens=dict(spec["extras"]))
     fast.chat_template = spec["template"]
     fast.padding_side = "left"
@@ -232,6 +252,49 @@ def _videollama3(name):
     return config, processor
 
 
+def _pllava(name):
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    tok = _tokenizer(name)
+    side = FRAME // 16  # 4x4 patches per frame, pooled to 2x2 (the paper: 24x24 -> 12x12)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                       num_attention_heads=2, image_size=FRAME, patch_size=16, projection_dim=32),
+        text_config=LlamaConfig(**TEXT, **_text_ids(tok) | {"bos_token_id": tok.bos_token_id}),
+        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default", projector_hidden_act="gelu", tie_word_embeddings=False)
+    # the paper's extra keys (8 frames pooled to 8 x side/2 x side/2)
+    config.pooling_shape, config.frame_shape = [8, side // 2, side // 2], [side, side]
+    config.num_frames, config.use_pooling, config.pooling_method = 8, True, "avg"
+    images = CLIPImageProcessor(size={"shortest_edge": FRAME}, crop_size={"height": FRAME, "width": FRAME})
+    processor = VideoBlockProcessor(images, tok, video_token="<image>", tokens_per_frame=(side // 2) ** 2,
+                                    pooled_frames=8, num_frames=8, chat_template=EVAL_MVBENCH, name="tiny PLLaVA")
+    return config, processor
+
+
+def _internvl_chat(name):
+    from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLVisionConfig, Phi3Config
+
+    from mapflow_utils.internvl_chat import IMAGENET_MEAN, IMAGENET_STD
+
+    tok = _tokenizer(name)
+    per_frame = (FRAME // 16 // 2) ** 2  # 4x4 patches, pixel-shuffled by 0.5 -> 2x2 (the paper: 32x32 -> 16x16)
+    config = InternVLConfig(
+        vision_config=InternVLVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=2, image_size=FRAME, patch_size=16,
+                                           attention_bias=True, use_mean_pooling=True),
+        text_config=Phi3Config(**TEXT, **_text_ids(tok) | {"bos_token_id": tok.bos_token_id},
+                               tie_word_embeddings=False),
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=per_frame,
+        downsample_ratio=0.5, vision_feature_layer=-1, vision_feature_select_strategy="default",
+        tie_word_embeddings=False)
+    images = GotOcr2ImageProcessor(size={"height": FRAME, "width": FRAME}, crop_to_patches=False,
+                                   image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    processor = VideoBlockProcessor(images, tok, video_token="<IMG_CONTEXT>", tokens_per_frame=per_frame,
+                                    chat_template=EVAL_MVBENCH_PHI3, name="tiny InternVL-Chat V1.5")
+    return config, processor
+
+
 _BUILDERS = {
     "LlavaNextVideoForConditionalGeneration": lambda name: _llava_next_video(),
     "LlavaOnevisionForConditionalGeneration": _llava_onevision,
@@ -239,38 +302,191 @@ _BUILDERS = {
     "Qwen2_5_VLForConditionalGeneration": _qwen_vl,
     "InternVLForConditionalGeneration": _internvl,
     "VideoLlama3ForConditionalGeneration": _videollama3,
+    "PllavaForConditionalGeneration": _pllava,
+    "InternVLChatV1_5": _internvl_chat,
 }
+
+
+def _model_class(name: str):
+    import transformers
+
+    if name == "PllavaForConditionalGeneration":
+        from mapflow_utils.pllava import PllavaForConditionalGeneration
+
+        return PllavaForConditionalGeneration
+    return getattr(transformers, SUPPORT[name].model_class)
 
 
 @functools.lru_cache(maxsize=None)
 def build_tiny(name: str, seed: int = 0):
     """A random-weight tiny ``name`` model (eval mode) and its real processor: ``(model, processor)``."""
     import torch
-    import transformers
 
     if name not in _BUILDERS:
         raise KeyError(f"no tiny builder for {name}; known: {', '.join(FAMILIES)}")
     config, processor = _BUILDERS[name](name)
     torch.manual_seed(seed)
-    model = getattr(transformers, name)(config)
+    model = _model_class(name)(config)
     model.eval()
     return model, processor
 
 
+# ------------------------------------------------- the paper's checkpoints as published (original layouts)
+
+#: llava-v1.6 (``LlavaNextForConditionalGeneration``): the ImageLLM base of the paper's LLaVA-NeXT pair. Not a family
+#: of its own: :func:`mapflow_utils.models.load` runs it as a PLLaVA model (the paper's pooling).
+LLAVA_V16 = "LlavaNextForConditionalGeneration"
+#: What :func:`save_tiny` writes: every family, plus the llava-v1.6 base layout.
+LAYOUTS: tuple[str, ...] = FAMILIES + (LLAVA_V16,)
+
+#: Current LLaVA names -> the pre-4.47 ones the paper's checkpoints (and llava-hf's v1.6 repos) use.
+_LEGACY_LLAVA = (("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
+                 ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector."))
+#: Native InternVL names -> InternVL-Chat's (the q/k/v projections are fused into ``attn.qkv`` separately).
+_INTERNVL_CHAT = (
+    (r"^model\.vision_tower\.embeddings\.cls_token$", "vision_model.embeddings.class_embedding"),
+    (r"^model\.vision_tower\.embeddings\.position_embeddings$", "vision_model.embeddings.position_embedding"),
+    (r"^model\.vision_tower\.embeddings\.patch_embeddings\.projection\.", "vision_model.embeddings.patch_embedding."),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.projection_layer\.",
+     r"vision_model.encoder.layers.\1.attn.proj."),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.layernorm_before\.", r"vision_model.encoder.layers.\1.norm1."),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.layernorm_after\.", r"vision_model.encoder.layers.\1.norm2."),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.lambda_1$", r"vision_model.encoder.layers.\1.ls1"),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.lambda_2$", r"vision_model.encoder.layers.\1.ls2"),
+    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.mlp\.", r"vision_model.encoder.layers.\1.mlp."),
+    (r"^model\.multi_modal_projector\.layer_norm\.", "mlp1.0."),
+    (r"^model\.multi_modal_projector\.linear_1\.", "mlp1.1."),
+    (r"^model\.multi_modal_projector\.linear_2\.", "mlp1.3."),
+    (r"^model\.language_model\.", "language_model.model."),
+    (r"^lm_head\.", "language_model.lm_head."),
+)
+
+
+def _save_weights(state: dict, out) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
+def _write_json(obj: dict, path) -> None:
+    import json
+
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True))
+
+
+def _legacy_llava_state(model) -> dict:
+    state = {}
+    for k, v in model.state_dict().items():
+        for new, old in _LEGACY_LLAVA:
+            if k.startswith(new):
+                k = old + k[len(new):]
+                break
+        state[k] = v
+    return state
+
+
+def _write_pllava(model, processor, out) -> None:
+    """LLaVA-NeXT-Video-FT as published: a ``llava`` config with the pooling keys, legacy key names."""
+    _save_weights(_legacy_llava_state(model), out)
+    _write_json(model.config.to_dict() | {"architectures": ["PllavaForConditionalGeneration"],
+                                          "model_type": "llava"}, out / "config.json")
+    processor.tokenizer.save_pretrained(out)
+    processor.image_processor.save_pretrained(out)
+
+
+def _write_llava_v16(model, processor, out) -> None:
+    """llava-v1.6 as llava-hf publishes it: a ``llava_next`` config (anyres pinpoints), legacy key names, an
+    ``image_newline`` (unused for video, as in the paper), a LlavaNext processor."""
+    import torch
+    from transformers import LlavaNextConfig, LlavaNextImageProcessor, LlavaNextProcessor
+
+    cfg = model.config
+    config = LlavaNextConfig(vision_config=cfg.vision_config.to_dict(), text_config=cfg.text_config.to_dict(),
+                             image_token_index=cfg.image_token_index, image_grid_pinpoints=[[FRAME, FRAME]],
+                             vision_feature_layer=cfg.vision_feature_layer, projector_hidden_act="gelu",
+                             vision_feature_select_strategy=cfg.vision_feature_select_strategy,
+                             tie_word_embeddings=False)
+    state = _legacy_llava_state(model)
+    state["image_newline"] = torch.randn(cfg.text_config.hidden_size, generator=torch.Generator().manual_seed(1))
+    _save_weights(state, out)
+    _write_json(config.to_dict() | {"architectures": [LLAVA_V16]}, out / "config.json")
+    images = LlavaNextImageProcessor(size={"shortest_edge": FRAME}, crop_size={"height": FRAME, "width": FRAME},
+                                     image_grid_pinpoints=[[FRAME, FRAME]])
+    LlavaNextProcessor(image_processor=images, tokenizer=processor.tokenizer, patch_size=16,
+                       vision_feature_select_strategy="default").save_pretrained(out)
+
+
+def _write_internvl_chat(model, processor, out) -> None:
+    """InternVL-Chat V1.5 as published: ``internvl_chat`` config (``vision_config`` + ``llm_config``), remote-code
+    key names with the fused ``attn.qkv``, the tokenizer; no processor files (the remote code has its own)."""
+    import re
+
+    import torch
+
+    native, state = model.state_dict(), {}
+    qkv = re.compile(r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.q_proj\.(weight|bias)$")
+    for k, v in native.items():
+        m = qkv.match(k)
+        if m:
+            parts = [native[k.replace("q_proj", n)] for n in ("q_proj", "k_proj", "v_proj")]
+            state[f"vision_model.encoder.layers.{m[1]}.attn.qkv.{m[2]}"] = torch.cat(parts, dim=0)
+            continue
+        if re.search(r"\.attention\.[kv]_proj\.", k):
+            continue
+        for pattern, repl in _INTERNVL_CHAT:
+            new, n = re.subn(pattern, repl, k)
+            if n:
+                state[new] = v
+                break
+        else:
+            raise KeyError(f"no InternVL-Chat name for {k}")
+    _save_weights(state, out)
+    cfg, vis = model.config, model.config.vision_config
+    llm = cfg.text_config.to_dict() | {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3"}
+    _write_json({
+        "architectures": ["InternVLChatModel"], "model_type": "internvl_chat", "template": "phi3-chat",
+        "auto_map": {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+                     "AutoModel": "modeling_internvl_chat.InternVLChatModel"},
+        "downsample_ratio": cfg.downsample_ratio, "select_layer": cfg.vision_feature_layer, "ps_version": "v2",
+        "force_image_size": FRAME, "dynamic_image_size": True, "use_thumbnail": True, "max_dynamic_patch": 12,
+        "min_dynamic_patch": 1, "use_backbone_lora": 0, "use_llm_lora": 0, "llm_config": llm,
+        "vision_config": {"architectures": ["InternVisionModel"], "model_type": "intern_vit_6b",
+                          "hidden_size": vis.hidden_size, "intermediate_size": vis.intermediate_size,
+                          "num_attention_heads": vis.num_attention_heads, "num_hidden_layers": vis.num_hidden_layers,
+                          "image_size": FRAME, "patch_size": vis.patch_size[0], "num_channels": 3,
+                          "qkv_bias": True, "qk_normalization": False, "norm_type": "layer_norm",
+                          "layer_norm_eps": vis.layer_norm_eps, "hidden_act": "gelu", "initializer_factor": 0.1,
+                          "drop_path_rate": 0.0, "use_flash_attn": False},
+    }, out / "config.json")
+    processor.tokenizer.save_pretrained(out)
+
+
+_WRITERS = {"PllavaForConditionalGeneration": _write_pllava, LLAVA_V16: _write_llava_v16,
+            "InternVLChatV1_5": _write_internvl_chat}
+
+
 def save_tiny(name: str, out, seed: int = 0):
-    """Write the tiny random-weight ``name`` model and its processor to ``out`` (``save_pretrained``, safetensors),
-    loadable by :func:`mapflow_utils.models.load` like any checkpoint folder. Returns the folder."""
+    """Write the tiny random-weight ``name`` (one of :data:`LAYOUTS`) to ``out``, loadable by
+    :func:`mapflow_utils.models.load` like any checkpoint folder; returns the folder. The six transformers classes
+    are written with ``save_pretrained`` (safetensors); the paper's subjects in their published layouts (original
+    key names, config fields and tokenizer special tokens), so that loading them goes through the same path as the
+    real checkpoints (legacy keys, the pooling config, the InternVL-Chat conversion)."""
     from pathlib import Path
 
     from transformers.utils import logging as hf_logging
 
     out = Path(out)
-    model, processor = build_tiny(name, seed)
+    model, processor = build_tiny("PllavaForConditionalGeneration" if name == LLAVA_V16 else name, seed)
     shown = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Writing model shards" bars in the pages that call this
     try:
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
+        if name in _WRITERS:
+            out.mkdir(parents=True, exist_ok=True)
+            _WRITERS[name](model, processor, out)
+        else:
+            model.save_pretrained(out)
+            processor.save_pretrained(out)
     finally:
         if shown:
             hf_logging.enable_progress_bar()

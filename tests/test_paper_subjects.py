@@ -1,0 +1,267 @@
+"""The paper's own subjects on tiny stand-ins written in their published layouts: PLLaVA-style LLaVA-NeXT-Video-FT,
+its llava-v1.6 image base, and InternVL-Chat V1.5 (Mini-InternVL) converted to transformers' InternVL. Each equals a
+plain reference forward of the same math written here; the paper's eval_mvbench prompt is rendered exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mapflow_utils import internvl_chat, models, pllava
+from mapflow_utils.block_processor import VideoBlockProcessor
+from mapflow_utils.prompts import SYSTEM_PROMPT, build_prompt
+from mapflow_utils.tiny_vlms import FRAME, LLAVA_V16, build_tiny, save_tiny
+
+PLLAVA, CHAT = "PllavaForConditionalGeneration", "InternVLChatV1_5"
+
+
+def _tiny(num_frames=4, pool=(2, 2, 2)):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8, projection_dim=32)  # 4×4 patches per frame
+    text = LlamaConfig(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, vocab_size=64, max_position_embeddings=256)
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=63, vision_feature_layer=-2,
+                      vision_feature_select_strategy="default", projector_hidden_act="gelu")
+    cfg.pooling_shape, cfg.num_frames, cfg.use_pooling = list(pool), num_frames, True
+    torch.manual_seed(0)
+    return pllava.PllavaForConditionalGeneration(cfg).eval(), cfg
+
+
+def test_pllava_pools_after_the_projector_and_matches_a_reference_forward():
+    model, cfg = _tiny()
+    t, h, w = cfg.pooling_shape
+    ids = torch.tensor([[1, 5, 6] + [cfg.image_token_index] * (t * h * w) + [7, 8, 9]])
+    pixels = torch.randn(cfg.num_frames, 3, 32, 32)
+    with torch.no_grad():
+        got = model(input_ids=ids, pixel_values=pixels).logits
+        # reference: CLIP per frame (layer -2, CLS dropped) -> projector per patch -> 3-D average pool -> merge
+        hs = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]  # [T, 16, 32]
+        proj = model.model.multi_modal_projector(hs)  # [T, 16, 48]
+        grid = proj.reshape(cfg.num_frames, 4, 4, -1).permute(3, 0, 1, 2)[None]
+        pooled = F.avg_pool3d(grid, (2, 2, 2))[0].permute(1, 2, 3, 0).reshape(-1, proj.shape[-1])  # exact halves
+        emb = model.get_input_embeddings()(ids)
+        emb[0, 3:3 + t * h * w] = pooled
+        want = model.lm_head(model.model.language_model(inputs_embeds=emb).last_hidden_state)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_pooling_is_not_llava_next_videos_order():
+    """Pooling after the projector differs from pooling before it (LlavaNextVideo's order): the GELU between."""
+    model, cfg = _tiny()
+    pixels = torch.randn(cfg.num_frames, 3, 32, 32)
+    with torch.no_grad():
+        hs = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
+        after = pllava.pool_video(model.model.multi_modal_projector(hs), tuple(cfg.pooling_shape))
+        before = model.model.multi_modal_projector(pllava.pool_video(hs, tuple(cfg.pooling_shape)))
+    assert not torch.allclose(after, before, atol=1e-4)
+
+
+def test_legacy_checkpoint_keys_load(tmp_path):
+    """The paper's checkpoints use the pre-4.47 LLaVA layout (``language_model.model.*``, ``language_model.lm_head``,
+    ``vision_tower.*``, ``multi_modal_projector.linear_1/2``): written that way, they load with the same outputs."""
+    import json
+
+    from safetensors.torch import save_file
+
+    model, cfg = _tiny()
+    legacy = {}
+    for k, v in model.state_dict().items():
+        k = (k.replace("model.language_model.", "language_model.model.").replace("lm_head.", "language_model.lm_head.")
+             .replace("model.vision_tower.", "vision_tower.").replace("model.multi_modal_projector.", "multi_modal_projector."))
+        legacy[k] = v.contiguous()
+    assert any(k.startswith("language_model.model.") for k in legacy)
+    save_file(legacy, tmp_path / "model.safetensors")
+    cfg.save_pretrained(tmp_path)
+    loaded = pllava.PllavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert json.loads((tmp_path / "config.json").read_text())["pooling_shape"] == [2, 2, 2]
+    t, h, w = cfg.pooling_shape
+    ids = torch.tensor([[1, 5] + [cfg.image_token_index] * (t * h * w) + [7]])
+    pixels = torch.randn(cfg.num_frames, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids, pixel_values=pixels).logits,
+                                   model(input_ids=ids, pixel_values=pixels).logits)
+
+
+def test_current_layout_round_trips(tmp_path):
+    model, cfg = _tiny()
+    model.save_pretrained(tmp_path)
+    loaded = pllava.PllavaForConditionalGeneration.from_pretrained(tmp_path).eval()
+    for (k, a), (k2, b) in zip(sorted(model.state_dict().items()), sorted(loaded.state_dict().items())):
+        assert k == k2 and torch.equal(a, b), k
+
+
+# ------------------------------------------------------------------ the paper's prompt (conversation eval_mvbench)
+
+def _frames(n=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, FRAME, FRAME, 3), dtype=np.uint8)
+
+
+def test_eval_mvbench_prompt_with_vicuna_roles():
+    _, processor = build_tiny(PLLAVA)
+    p = build_prompt(processor, "What happened?", ["a", "b"], "letter")
+    want = (SYSTEM_PROMPT + "\n USER: <image>\n USER: Question: What happened?\nOptions:\n(A) a\n(B) b\n"
+            "Only give the best option. ASSISTANT:Best option:(")
+    assert p.text == want
+
+
+def test_eval_mvbench_prompt_inside_phi3_roles():
+    _, processor = build_tiny(CHAT)
+    p = build_prompt(processor, "What happened?", ["a", "b"], "letter")
+    want = ("<|system|>\n" + SYSTEM_PROMPT + "<|end|><|user|>\n<img><IMG_CONTEXT></img>\n<|end|><|user|>\nQuestion: "
+            "What happened?\nOptions:\n(A) a\n(B) b\nOnly give the best option.<|end|><|assistant|>\nBest option:(")
+    assert p.text == want
+
+
+def test_block_processor_expands_one_placeholder_per_video():
+    _, processor = build_tiny(PLLAVA)
+    inputs = processor(text="x <image> y", videos=[_frames()])
+    assert int((inputs["input_ids"] == processor.video_token_id).sum()) == 8 * 2 * 2  # pooled t x h x w
+    assert tuple(inputs["pixel_values"].shape) == (8, 3, FRAME, FRAME)
+    _, chat = build_tiny(CHAT)
+    ids = chat(text="<img><IMG_CONTEXT></img>", videos=[_frames(3)])["input_ids"]
+    assert int((ids == chat.video_token_id).sum()) == 3 * 4  # T x (2x2 after the pixel shuffle)
+
+
+def test_block_processor_names_the_fix():
+    _, processor = build_tiny(PLLAVA)
+    with pytest.raises(ValueError, match="num_frames=8"):
+        processor(text="<image>", videos=[_frames(4)])
+    with pytest.raises(ValueError, match="chat template"):
+        processor(text="no placeholder", videos=[_frames()])
+
+
+# ------------------------------------------------------------------ llava-v1.6: the ImageLLM base of the pair
+
+def test_llava_v16_base_runs_as_the_papers_image_llm(tmp_path):
+    """A llava-v1.6 checkpoint (llava_next config, legacy keys, image_newline) loads into the PLLaVA class with the
+    paper's pooling (half the patch grid per side, 8 frames): the same function as the PLLaVA model of its weights."""
+    reference, processor = build_tiny(PLLAVA)
+    model, loaded_processor, adapter = models.load(save_tiny(LLAVA_V16, tmp_path))
+    assert type(model) is pllava.PllavaForConditionalGeneration and adapter.family.name == PLLAVA
+    assert list(model.config.pooling_shape) == [8, 2, 2] and model.config.num_frames == 8
+    assert isinstance(loaded_processor, VideoBlockProcessor)
+    inputs = loaded_processor(text=build_prompt(loaded_processor, "q?", ["a", "b"]).text, videos=[_frames()])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, reference(**inputs).logits)
+
+
+def test_pllava_checkpoint_keeps_its_published_layout(tmp_path):
+    folder = save_tiny(PLLAVA, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "llava" and config["pooling_shape"] == [8, 2, 2] and config["num_frames"] == 8
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "multi_modal_projector.linear_1.weight" in keys and "language_model.lm_head.weight" in keys
+    assert not any(k.startswith("model.") for k in keys)
+
+
+# ------------------------------------------------------------------ InternVL-Chat V1.5 → transformers' InternVL
+
+def _internvit(sd, v, pixels):
+    """InternViT as the remote code computes it: ``[T, 3, S, S]`` → ``[T, 1 + N, C]`` (no norm after the encoder)."""
+    C, H, p, eps = v["hidden_size"], v["num_attention_heads"], v["patch_size"], v["layer_norm_eps"]
+    e = "vision_model.embeddings."
+    x = F.conv2d(pixels, sd[e + "patch_embedding.weight"], sd[e + "patch_embedding.bias"], stride=p)
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([sd[e + "class_embedding"].expand(len(x), 1, C), x], 1) + sd[e + "position_embedding"]
+    B, N, _ = x.shape
+    for i in range(v["num_hidden_layers"]):
+        w = {k.split(f"layers.{i}.", 1)[1]: t for k, t in sd.items() if f"encoder.layers.{i}." in k}
+        y = F.layer_norm(x, (C,), w["norm1.weight"], w["norm1.bias"], eps)
+        q, k, val = F.linear(y, w["attn.qkv.weight"], w["attn.qkv.bias"]).reshape(B, N, 3, H, C // H).permute(
+            2, 0, 3, 1, 4)
+        a = torch.softmax(q @ k.transpose(-1, -2) * (C // H) ** -0.5, -1) @ val
+        x = x + F.linear(a.transpose(1, 2).reshape(B, N, C), w["attn.proj.weight"], w["attn.proj.bias"]) * w["ls1"]
+        y = F.layer_norm(x, (C,), w["norm2.weight"], w["norm2.bias"], eps)
+        x = x + F.linear(F.gelu(F.linear(y, w["mlp.fc1.weight"], w["mlp.fc1.bias"])), w["mlp.fc2.weight"],
+                         w["mlp.fc2.bias"]) * w["ls2"]
+    return x
+
+
+def _pixel_shuffle_v2(x, r=0.5):
+    """InternVL-Chat's ``pixel_shuffle`` (ps_version v2) on ``[n, w, h, c]``."""
+    n, w, h, c = x.shape
+    x = x.view(n, w, int(h * r), int(c / r)).permute(0, 2, 1, 3).contiguous()
+    x = x.view(n, int(h * r), int(w * r), int(c / (r * r)))
+    return x.permute(0, 2, 1, 3).contiguous()
+
+
+def test_internvl_chat_converts_to_the_same_function(tmp_path, monkeypatch):
+    """The converted model equals InternVL-Chat's own math on its original weights: InternViT (CLS dropped) →
+    pixel shuffle v2 → mlp1 (LayerNorm, Linear, GELU, Linear) → the context tokens' embeddings → Phi-3."""
+    from safetensors.torch import load_file
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("MAPFLOW_CACHE", str(tmp_path / "cache"))  # models.load converts into it
+    folder = save_tiny(CHAT, tmp_path / "original")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "internvl_chat" and "llm_config" in config
+    sd = load_file(folder / "model.safetensors")
+    assert "vision_model.encoder.layers.0.attn.qkv.weight" in sd and "mlp1.3.weight" in sd
+    # unit-scale vision and projector weights (the tiny init is too small to show a swapped q/k or norm)
+    g = torch.Generator().manual_seed(0)
+    sd = {k: (torch.randn(v.shape, generator=g) * 0.3 + (1 if k.endswith(("ls1", "ls2")) else 0))
+          if k.startswith(("vision_model.", "mlp1.")) else v for k, v in sd.items()}
+    save_file(sd, str(folder / "model.safetensors"))
+    model, processor, adapter = models.load(folder)
+    assert adapter.family.name == CHAT and adapter.family.frames == "equal"
+    inputs = processor(text=build_prompt(processor, "q?", ["a", "b"]).text, videos=[_frames()])
+    llm = {k: v for k, v in config["llm_config"].items() if k not in ("architectures", "model_type")}
+    lm = Phi3ForCausalLM(Phi3Config(**llm)).eval()
+    lm.load_state_dict({k[len("language_model."):]: t for k, t in sd.items() if k.startswith("language_model.")})
+    with torch.no_grad():
+        vit = _internvit(sd, config["vision_config"], inputs["pixel_values"])[:, 1:]  # [T, 16, C]
+        T, N, C = vit.shape
+        side = int(N ** 0.5)
+        tokens = _pixel_shuffle_v2(vit.reshape(T, side, side, C)).reshape(T, -1, 4 * C)
+        tokens = F.layer_norm(tokens, (4 * C,), sd["mlp1.0.weight"], sd["mlp1.0.bias"])
+        tokens = F.linear(F.gelu(F.linear(tokens, sd["mlp1.1.weight"], sd["mlp1.1.bias"])), sd["mlp1.3.weight"],
+                          sd["mlp1.3.bias"])
+        emb = lm.get_input_embeddings()(inputs["input_ids"])
+        emb[inputs["input_ids"] == adapter.video_token_id] = tokens.reshape(-1, tokens.shape[-1])
+        want = lm(inputs_embeds=emb, attention_mask=inputs["attention_mask"]).logits
+        got = model(**inputs).logits
+        blind = dict(inputs, pixel_values=inputs["pixel_values"].flip(0))
+        assert (model(**blind).logits - got).abs().max() > 1e-2  # the video matters at this scale
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_internvl_chat_conversion_is_cached_under_what_made_it(tmp_path):
+    folder = save_tiny(CHAT, tmp_path / "original")
+    first = internvl_chat.converted(folder, cache=tmp_path / "cache")
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert internvl_chat.converted(folder, cache=tmp_path / "cache") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # not converted again
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"select_layer": -1, "note": "edited"}))
+    second = internvl_chat.converted(folder, cache=tmp_path / "cache")
+    assert second != first  # a changed config is a new key
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(folder / "model.safetensors")
+    save_file({k: v + 1 for k, v in sd.items()}, str(folder / "model.safetensors"))  # same size, new weights
+    assert internvl_chat.converted(folder, cache=tmp_path / "cache") != second
+
+
+def test_internvl_chat_conversion_names_what_it_cannot_convert(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = save_tiny(CHAT, tmp_path / "original")
+    sd = load_file(folder / "model.safetensors")
+    save_file(sd | {"vision_model.encoder.layers.0.attn.q_norm.weight": torch.ones(32)},
+              str(folder / "model.safetensors"))
+    with pytest.raises(internvl_chat.ConversionError, match="attn.q_norm"):
+        internvl_chat.convert(folder, tmp_path / "out")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"ps_version": "v1"}))
+    with pytest.raises(internvl_chat.ConversionError, match="ps_version"):
+        internvl_chat.convert(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing written
