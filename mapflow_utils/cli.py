@@ -204,6 +204,21 @@ def _shown(value: Any) -> Any:
     return paths.shown(value) if isinstance(value, str) else value
 
 
+def fit_parameters(chapter: str, params: dict[str, Any], source: str = "the parameters file") -> dict[str, Any]:
+    """``params`` (e.g. a ``configs/paper`` file) fitted to ``chapter``: a chapter that compares ``pairs`` gets
+    ``video_model``/``image_model`` as one pair; a name the chapter does not take is left out, with a note (one
+    file serves every chapter)."""
+    names = set(chapter_parameters(chapter))
+    params = dict(params)
+    if "pairs" in names and "video_model" not in names and "video_model" in params:
+        video = params.pop("video_model")
+        params.setdefault("pairs", {Path(str(video)).name: [video, params.pop("image_model", video)]})
+    dropped = sorted(k for k in params if k not in names)
+    if dropped:
+        print(f"mapflow run: {chapter} takes no {', '.join(dropped)} (from {source}); left out")
+    return {k: v for k, v in params.items() if k in names}
+
+
 def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
                    parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run ``chapter`` on a tiny random-weight copy of each model class in ``families`` (the "your model" page).
@@ -391,9 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tv = sub.add_parser("tiny-vlm", help="save a tiny random-weight copy of a supported model class (for trying "
                                          "chapters on every class without downloads)")
-    tv.add_argument("model_class", help="e.g. Qwen2VLForConditionalGeneration (see mapflow_utils.models.SUPPORT)")
+    tv.add_argument("model_class", help="e.g. Qwen2VLForConditionalGeneration, or a paper layout: "
+                                        "PllavaForConditionalGeneration, LlavaNextForConditionalGeneration (llava-v1.6), "
+                                        "InternVLChatV1_5 (see mapflow_utils.tiny_vlms.LAYOUTS)")
     tv.add_argument("--out", required=True, help="output folder (pass it as a chapter's video_model)")
     tv.add_argument("--seed", type=int, default=0)
+
+    cv = sub.add_parser("convert", help="convert an InternVL-Chat V1.5 checkpoint (the paper's Mini-InternVL) to "
+                                        "transformers' InternVL + Phi-3, without its remote code (models.load does "
+                                        "this by itself, once, into the cache)")
+    cv.add_argument("src", help="the original checkpoint folder (config.json model_type internvl_chat)")
+    cv.add_argument("dst", help="output folder (load it with mapflow_utils.models.load, or pass it as video_model)")
+    pc = sub.add_parser("paper-configs", help="write configs/paper/<model>.yaml, the paper's setup per subject, "
+                                              "from data/paper/numbers.yaml")
+    pc.add_argument("--out", default=None, help="output folder (default: configs/paper)")
 
     ev = sub.add_parser("eval", help="multiple-choice accuracy per task of a model on a TVBench-format folder")
     ev.add_argument("--model", required=True, help="model folder or hub id (loaded with mapflow_utils.models.load)")
@@ -427,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loaded = yaml.safe_load(Path(args.parameters_file).read_text())
             if not isinstance(loaded, dict):
                 raise SystemExit(f"mapflow run: {args.parameters_file} must hold a YAML mapping of parameter: value")
-            params.update(loaded)
+            params.update(fit_parameters(args.chapter, loaded, args.parameters_file))
         params.update({k: _value(v) for k, v in args.parameter})
         params.update({k: v for k, v in args.raw})
         if args.shard:
@@ -456,9 +482,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = cards.mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
         print(cards.write_tiny_card(args.model, args.runs, args.title, table, extra))
     elif args.cmd == "tiny-vlm":
-        from .tiny_vlms import save_tiny
+        from .tiny_vlms import LAYOUTS, save_tiny
 
+        if args.model_class not in LAYOUTS:
+            raise SystemExit(f"mapflow tiny-vlm: no tiny {args.model_class!r}; known: {', '.join(LAYOUTS)}")
         print(save_tiny(args.model_class, args.out, args.seed))
+    elif args.cmd == "convert":
+        from .internvl_chat import convert
+
+        print(convert(args.src, args.dst))
+    elif args.cmd == "paper-configs":
+        from .paper import write_subject_configs
+
+        for path in write_subject_configs(args.out):
+            print(paths.shown(path))
     elif args.cmd == "book":
         build_book(execute=not args.no_execute, only=args.chapters)
     elif args.cmd == "assignments":

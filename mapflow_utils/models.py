@@ -120,6 +120,16 @@ SUPPORT: dict[str, Family] = {f.name: f for f in (
 )}
 
 
+#: Checkpoint classes that load as another family: llava-v1.6 image checkpoints run as the paper's ImageLLM
+#: (frames through the PLLaVA pooling, :func:`mapflow_utils.pllava.image_base_config`).
+LOADS_AS: dict[str, str] = {"LlavaNextForConditionalGeneration": "PllavaForConditionalGeneration"}
+
+
+def family_named(name: str) -> Family | None:
+    """The family of a :data:`SUPPORT` name or of a checkpoint class in :data:`LOADS_AS`; ``None`` otherwise."""
+    return SUPPORT.get(LOADS_AS.get(name, name))
+
+
 def _id_list(input_ids) -> list[int]:
     """``input_ids`` (tensor / array / list, ``[L]`` or ``[1, L]``) as a flat list of ints."""
     ids = input_ids.tolist() if hasattr(input_ids, "tolist") else list(input_ids)

@@ -231,11 +231,11 @@ def read_eval(model_dir) -> dict:
 def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
     """Rows of the "your model" page from :func:`mapflow_utils.cli.run_on_classes`: class, text model, video
     layout, ok/error, seconds, and every ``*_verdict`` the chapter glued."""
-    from .models import SUPPORT
+    from .models import family_named
 
     rows = []
     for r in runs:
-        fam = SUPPORT.get(r["class"])
+        fam = family_named(r["class"])
         verdicts = "; ".join(f"{k[:-len('_verdict')]}: {v}" for k, v in r["glue"].items() if k.endswith("_verdict"))
         rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?",
                      "ok" if "error" not in r else r["error"], f"{r['seconds']:.0f}", verdicts])
@@ -250,6 +250,23 @@ def real_commands(chapter: str) -> list[list[str]]:
                    f"-p answer_format letter -p window 9 -p n_per_task 200 -p device cuda "
                    f"--name {name.replace('ForConditionalGeneration', '').lower()}`"]
             for name, f in SUPPORT.items()]
+
+
+def paper_subject_rows(chapter: str) -> list[list[Any]]:
+    """Rows of the "your model" page's paper subjects: the model, its depth and the knockout window of its config,
+    the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back (Table 3's
+    TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
+    from .paper import numbers, subject_config, subjects
+
+    acc, ranges = numbers()["table3_effective_pathways"], numbers()["tableE_layer_ranges"]
+    rows = []
+    for name, s in subjects().items():
+        r = ranges[name]
+        spans = ", ".join(f"{k.replace('_', '→')} L{a}-{b}" for k, (a, b) in r.items())
+        rows.append([name, s["layers"], subject_config(name)["window"],
+                     f"`mapflow run {chapter} -f configs/paper/{s['slug']}.yaml`",
+                     f"{acc[name]['full']['TVBench']:.1f}", spans])
+    return rows
 
 
 def _range_text(rng) -> str:

@@ -12,8 +12,7 @@ import json
 import pytest
 
 from mapflow_utils import cli, paths
-from mapflow_utils.models import SUPPORT
-from mapflow_utils.tiny_vlms import save_tiny
+from mapflow_utils.tiny_vlms import LAYOUTS, save_tiny
 
 #: Chapters that take a model (data and verdicts take none; your_model runs classes itself).
 CHAPTERS = [c for c in cli.chapters() if c not in ("data", "verdicts", "your_model")]
@@ -24,14 +23,20 @@ CLEAR = {"NoCorrectAnswers": "n_per_task", "NotApplicable": "embedded", "SpanErr
 PARAMS = {"answer_format": "letter", "n_per_task": 4, "window": 1, "tasks": ["moving_direction", "object_count"],
           "n_random": 1}
 
+#: Seed 0's random InternVL-Chat prefers (D) on every question, and no question above has D for its answer: seed 1's
+#: answers some of them correctly, so its sweeps run too (the weights stay random; only coverage depends on them).
+SEEDS = {"InternVLChatV1_5": 1}
+
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("classes")
-    return {name: save_tiny(name, root / name) for name in SUPPORT}
+    return {name: save_tiny(name, root / name, seed=SEEDS.get(name, 0)) for name in LAYOUTS}
 
 
-@pytest.mark.parametrize("family", list(SUPPORT))
+#: Every supported class, and the paper's subjects in their published layouts (PLLaVA-style Video-FT, its llava-v1.6
+#: base, InternVL-Chat V1.5 converted on load).
+@pytest.mark.parametrize("family", list(LAYOUTS))
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
     import papermill
