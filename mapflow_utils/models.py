@@ -7,7 +7,7 @@ from the config / tokenizer, never hard-coded), how to call the processor, and h
 frames.
 
 Support matrix (transformers 5.24), see :data:`SUPPORT`. Each class is ``<Name>ForConditionalGeneration``; the
-language model is ``model.model.language_model`` for all six. "tiny" is what ``mapflow_utils.tiny_vlms`` gives for 8
+language model is ``model.model.language_model`` for all of them. "tiny" is what ``mapflow_utils.tiny_vlms`` gives for 8
 frames of 64x64: video tokens per frame (+ text tokens the processor inserts per frame, with the tiny BPE).
 "positions" is what the model passes to the language model as ``position_ids``.
 
@@ -26,7 +26,15 @@ InternVL       qwen2      ``FrameN: <img>`` + ``<IMG_CONTEXT>`` x shuffled   4 (
                           patches + ``</img>``, joined by newlines
 VideoLlama3    qwen2      ``Time t s:`` + ``<|video_pad|>`` x merged         1-4 (+10)     none (0..L-1)
                           patches, joined by ``,``
+Pllava         llama      one ``<image>`` -> t·h·w pooled tokens (projector   4 (8x2x2)     none (0..L-1)
+                          per patch, then 3-D average pool), frame after frame
+InternVLChat   phi3       ``<img>`` + ``<IMG_CONTEXT>`` x T·n + ``</img>``, one  4             none (0..L-1)
+V1_5                      block (InternVL-Chat V1.5, converted on load)
 ============== ========== ================================================== ============= =====================
+
+The last two are the paper's own subjects as published (:mod:`mapflow_utils.pllava`,
+:mod:`mapflow_utils.internvl_chat`, :mod:`mapflow_utils.block_processor`); llava-v1.6 image checkpoints load as
+Pllava (:data:`LOADS_AS`), the paper's ImageLLM bases.
 
 Notes: Qwen2-VL/2.5-VL need ``mm_token_type_ids`` for mRoPE (their processors return it; :meth:`Adapter.inputs`
 asks for it explicitly). Qwen2.5-VL (time positions) and VideoLLaMA3 (timestamps) read the frame rate from video

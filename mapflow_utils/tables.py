@@ -237,8 +237,9 @@ def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
     for r in runs:
         fam = family_named(r["class"])
         verdicts = "; ".join(f"{k[:-len('_verdict')]}: {v}" for k, v in r["glue"].items() if k.endswith("_verdict"))
-        rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?",
-                     "ok" if "error" not in r else r["error"], f"{r['seconds']:.0f}", verdicts])
+        run = "ok" if "error" not in r else f"clear stop: {r['stop'].split(':')[0]}" if "stop" in r else r["error"]
+        rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?", run,
+                     f"{r['seconds']:.0f}", verdicts])
     return rows
 
 
