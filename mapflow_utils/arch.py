@@ -24,8 +24,9 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("data", "synthetic", "spans")),
     ("engine", "knockout specs and engine, logit lens, attention rows, App. E masks, the eager reference",
      ("specs", "knockout", "lens", "attention", "pathways", "reference")),
-    ("models", "the support matrix and loader, the embedded tiny and SmolLM2 models, tiny copies of HF classes",
-     ("models", "backbone", "tiny", "smol", "tiny_vlms")),
+    ("models", "the support matrix and loader, the embedded tiny and SmolLM2 models, tiny copies of HF classes, "
+               "the paper's own subjects (PLLaVA, InternVL-Chat conversion, their processor)",
+     ("models", "backbone", "tiny", "smol", "tiny_vlms", "block_processor", "pllava", "internvl_chat")),
     ("evaluation", "a question prepared for interventions, predictions, accuracy and frame controls",
      ("evaluate",)),
     ("training", "the embedded models' training stages",

@@ -244,26 +244,34 @@ def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
 
 
 def real_commands(chapter: str) -> list[list[str]]:
-    """Per supported class: the ``mapflow run`` command for its public example checkpoint on a GPU."""
+    """Per supported class: the ``mapflow run`` command for its public example checkpoint on a GPU (the paper's own
+    subjects have their configs instead: :func:`paper_subject_rows`)."""
     from .models import SUPPORT
+    from .paper import subjects
 
+    own = {s["video_model"] for s in subjects().values()}
     return [[name, f"`mapflow run {chapter} -p video_model {f.example} -p data_dir /path/to/TVBench "
                    f"-p answer_format letter -p window 9 -p n_per_task 200 -p device cuda "
                    f"--name {name.replace('ForConditionalGeneration', '').lower()}`"]
-            for name, f in SUPPORT.items()]
+            for name, f in SUPPORT.items() if f.example not in own]
+
+
+#: Table E(a)'s flows in words.
+FLOW_NAMES = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
 
 
 def paper_subject_rows(chapter: str) -> list[list[Any]]:
     """Rows of the "your model" page's paper subjects: the model, its depth and the knockout window of its config,
     the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back (Table 3's
     TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
-    from .paper import numbers, subject_config, subjects
+    from .experiments import subject_config
+    from .paper import numbers, subjects
 
     acc, ranges = numbers()["table3_effective_pathways"], numbers()["tableE_layer_ranges"]
     rows = []
     for name, s in subjects().items():
         r = ranges[name]
-        spans = ", ".join(f"{k.replace('_', '→')} L{a}-{b}" for k, (a, b) in r.items())
+        spans = ", ".join(f"{FLOW_NAMES.get(k, k)} L{a}-{b}" for k, (a, b) in r.items())
         rows.append([name, s["layers"], subject_config(name)["window"],
                      f"`mapflow run {chapter} -f configs/paper/{s['slug']}.yaml`",
                      f"{acc[name]['full']['TVBench']:.1f}", spans])
