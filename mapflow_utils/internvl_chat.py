@@ -33,23 +33,38 @@ CONTEXT_TOKEN = "<IMG_CONTEXT>"
 #: Bump when the conversion changes: converted folders are cached under a key that includes it.
 CONVERTER_VERSION = 1
 
-#: Original key (regex) → native key; ``attn.qkv`` is split separately (:func:`convert_state_dict`).
-RENAMES = (
-    (r"^vision_model\.embeddings\.class_embedding$", "model.vision_tower.embeddings.cls_token"),
-    (r"^vision_model\.embeddings\.position_embedding$", "model.vision_tower.embeddings.position_embeddings"),
-    (r"^vision_model\.embeddings\.patch_embedding\.", "model.vision_tower.embeddings.patch_embeddings.projection."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.norm1\.", r"model.vision_tower.encoder.layer.\1.layernorm_before."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.norm2\.", r"model.vision_tower.encoder.layer.\1.layernorm_after."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.ls1$", r"model.vision_tower.encoder.layer.\1.lambda_1"),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.ls2$", r"model.vision_tower.encoder.layer.\1.lambda_2"),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.attn\.proj\.", r"model.vision_tower.encoder.layer.\1.attention.projection_layer."),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.mlp\.", r"model.vision_tower.encoder.layer.\1.mlp."),
-    (r"^mlp1\.0\.", "model.multi_modal_projector.layer_norm."),
-    (r"^mlp1\.1\.", "model.multi_modal_projector.linear_1."),
-    (r"^mlp1\.3\.", "model.multi_modal_projector.linear_2."),
-    (r"^language_model\.model\.", "model.language_model."),
-    (r"^language_model\.lm_head\.", "lm_head."),
+#: (original, native) names: a whole key, or a prefix when it ends with "."; ``{n}`` stands for a layer number.
+#: ``attn.qkv`` is split separately (:func:`convert_state_dict`).
+NAMES = (
+    ("vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
+    ("vision_model.embeddings.position_embedding", "model.vision_tower.embeddings.position_embeddings"),
+    ("vision_model.embeddings.patch_embedding.", "model.vision_tower.embeddings.patch_embeddings.projection."),
+    ("vision_model.encoder.layers.{n}.norm1.", "model.vision_tower.encoder.layer.{n}.layernorm_before."),
+    ("vision_model.encoder.layers.{n}.norm2.", "model.vision_tower.encoder.layer.{n}.layernorm_after."),
+    ("vision_model.encoder.layers.{n}.ls1", "model.vision_tower.encoder.layer.{n}.lambda_1"),
+    ("vision_model.encoder.layers.{n}.ls2", "model.vision_tower.encoder.layer.{n}.lambda_2"),
+    ("vision_model.encoder.layers.{n}.attn.proj.", "model.vision_tower.encoder.layer.{n}.attention.projection_layer."),
+    ("vision_model.encoder.layers.{n}.mlp.", "model.vision_tower.encoder.layer.{n}.mlp."),
+    ("mlp1.0.", "model.multi_modal_projector.layer_norm."),
+    ("mlp1.1.", "model.multi_modal_projector.linear_1."),
+    ("mlp1.3.", "model.multi_modal_projector.linear_2."),
+    ("language_model.model.", "model.language_model."),
+    ("language_model.lm_head.", "lm_head."),
 )
+
+
+def rename(key: str, reverse: bool = False) -> str | None:
+    """An original key's native name (``reverse``: a native key's original name); ``None`` if :data:`NAMES` has
+    none."""
+    for original, native in NAMES:
+        src, dst = (native, original) if reverse else (original, native)
+        pattern = re.escape(src).replace(re.escape("{n}"), r"(\d+)") + ("" if src.endswith(".") else "$")
+        m = re.match(pattern, key)
+        if m:
+            return dst.replace("{n}", m[1]) + key[m.end():] if "{n}" in src else dst + key[m.end():]
+    return None
+
+
 _QKV = re.compile(r"^vision_model\.encoder\.layers\.(\d+)\.attn\.qkv\.(weight|bias)$")
 
 
@@ -108,13 +123,10 @@ def convert_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
             for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
                 out[f"model.vision_tower.encoder.layer.{m[1]}.attention.{name}.{m[2]}"] = part.contiguous()
             continue
-        for pattern, repl in RENAMES:
-            new, n = re.subn(pattern, repl, key)
-            if n:
-                out[new] = value
-                break
-        else:
+        new = rename(key)
+        if new is None:
             raise ConversionError(f"unexpected key {key!r} in an InternVL-Chat checkpoint (not converted)")
+        out[new] = value
     return out
 
 

@@ -342,26 +342,6 @@ LAYOUTS: tuple[str, ...] = FAMILIES + (LLAVA_V16,)
 #: Current LLaVA names -> the pre-4.47 ones the paper's checkpoints (and llava-hf's v1.6 repos) use.
 _LEGACY_LLAVA = (("model.language_model.", "language_model.model."), ("lm_head.", "language_model.lm_head."),
                  ("model.vision_tower.", "vision_tower."), ("model.multi_modal_projector.", "multi_modal_projector."))
-#: Native InternVL names -> InternVL-Chat's (the q/k/v projections are fused into ``attn.qkv`` separately).
-_INTERNVL_CHAT = (
-    (r"^model\.vision_tower\.embeddings\.cls_token$", "vision_model.embeddings.class_embedding"),
-    (r"^model\.vision_tower\.embeddings\.position_embeddings$", "vision_model.embeddings.position_embedding"),
-    (r"^model\.vision_tower\.embeddings\.patch_embeddings\.projection\.", "vision_model.embeddings.patch_embedding."),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.projection_layer\.",
-     r"vision_model.encoder.layers.\1.attn.proj."),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.layernorm_before\.", r"vision_model.encoder.layers.\1.norm1."),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.layernorm_after\.", r"vision_model.encoder.layers.\1.norm2."),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.lambda_1$", r"vision_model.encoder.layers.\1.ls1"),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.lambda_2$", r"vision_model.encoder.layers.\1.ls2"),
-    (r"^model\.vision_tower\.encoder\.layer\.(\d+)\.mlp\.", r"vision_model.encoder.layers.\1.mlp."),
-    (r"^model\.multi_modal_projector\.layer_norm\.", "mlp1.0."),
-    (r"^model\.multi_modal_projector\.linear_1\.", "mlp1.1."),
-    (r"^model\.multi_modal_projector\.linear_2\.", "mlp1.3."),
-    (r"^model\.language_model\.", "language_model.model."),
-    (r"^lm_head\.", "language_model.lm_head."),
-)
-
-
 def _save_weights(state: dict, out) -> None:
     from safetensors.torch import save_file
 
@@ -424,6 +404,8 @@ def _write_internvl_chat(model, processor, out) -> None:
 
     import torch
 
+    from mapflow_utils.internvl_chat import rename
+
     native, state = model.state_dict(), {}
     qkv = re.compile(r"^model\.vision_tower\.encoder\.layer\.(\d+)\.attention\.q_proj\.(weight|bias)$")
     for k, v in native.items():
@@ -434,13 +416,10 @@ def _write_internvl_chat(model, processor, out) -> None:
             continue
         if re.search(r"\.attention\.[kv]_proj\.", k):
             continue
-        for pattern, repl in _INTERNVL_CHAT:
-            new, n = re.subn(pattern, repl, k)
-            if n:
-                state[new] = v
-                break
-        else:
+        name = rename(k, reverse=True)
+        if name is None:
             raise KeyError(f"no InternVL-Chat name for {k}")
+        state[name] = v
     _save_weights(state, out)
     cfg, vis = model.config, model.config.vision_config
     llm = cfg.text_config.to_dict() | {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3"}
