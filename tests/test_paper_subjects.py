@@ -296,3 +296,17 @@ def test_a_paper_config_fits_every_chapter(capsys):
     data = cli.fit_parameters("data", cfg)
     assert "video_model" not in data and data["data_dir"] == "TVBench"
     assert "takes no" in capsys.readouterr().out
+
+
+def test_mapflow_convert_writes_a_folder_models_load_reads(tmp_path, capsys):
+    from mapflow_utils import cli
+
+    src = save_tiny(CHAT, tmp_path / "original")
+    assert cli.main(["convert", str(src), str(tmp_path / "native")]) == 0
+    config = json.loads((tmp_path / "native" / "config.json").read_text())
+    assert config["architectures"] == ["InternVLForConditionalGeneration"]
+    assert config["text_config"]["model_type"] == "phi3"
+    _, processor, adapter = models.load(tmp_path / "native")
+    assert adapter.family.name == CHAT and isinstance(processor, VideoBlockProcessor)
+    with pytest.raises(SystemExit, match="known"):
+        cli.main(["tiny-vlm", "NoSuchModel", "--out", str(tmp_path / "x")])
