@@ -255,7 +255,7 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
         except Exception as e:  # noqa: BLE001 -- one class failing must not lose the others' runs
             name_ = getattr(e, "ename", None)
             if name_ in CLEAR_STOPS:  # the chapter's own guard (e.g. random weights answered nothing correctly)
-                row["stop"] = f"{name_}: {getattr(e, 'evalue', '')}"
+                row["stop"] = f"{name_}: {getattr(e, 'evalue', '')}".replace(str(model), _shown(str(model)))
             row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
         row["seconds"] = time.perf_counter() - t
         rows.append(row)
