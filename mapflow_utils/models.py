@@ -362,9 +362,10 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
     if internvl_chat.is_internvl_chat(raw):  # the paper's Mini-InternVL: converted once to transformers' InternVL
         model_id_or_path = internvl_chat.converted(_local_folder(model_id_or_path))
     elif pllava.is_pllava(raw) or raw.get("model_type") == "llava_next":  # LLaVA-NeXT-Video-FT / llava-v1.6 base
-        model, processor = pllava.load(model_id_or_path, raw, dtype=torch_dtype,
+        model, processor = pllava.load(model_id_or_path, raw, dtype=torch_dtype, device_map=device_map,
                                        attn_implementation=attn_implementation)
-        model.to(device)
+        if device_map is None:
+            model.to(device)
         return model, processor, adapter_for(model, processor)
     config = AutoConfig.from_pretrained(model_id_or_path)
     archs = getattr(config, "architectures", None) or []

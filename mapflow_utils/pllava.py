@@ -127,7 +127,7 @@ def _image_processor(path, vision_config, name: str):
                               do_center_crop=True, **keep)
 
 
-def load(path: str | Path, config: dict, dtype: Any = None, attn_implementation: str = "sdpa"):
+def load(path: str | Path, config: dict, dtype: Any = None, device_map: Any = None, attn_implementation: str = "sdpa"):
     """A PLLaVA-style checkpoint or a llava-v1.6 image base (``config`` is its ``config.json``) →
     ``(model, processor)``, the processor a :class:`~mapflow_utils.block_processor.VideoBlockProcessor` with the
     paper's ``eval_mvbench`` prompt."""
@@ -140,6 +140,8 @@ def load(path: str | Path, config: dict, dtype: Any = None, attn_implementation:
     kwargs = {"config": cfg, "attn_implementation": attn_implementation}
     if dtype is not None:
         kwargs["dtype"] = dtype
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     model = PllavaForConditionalGeneration.from_pretrained(path, **kwargs).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     t, h, w = pooling_shape(cfg)

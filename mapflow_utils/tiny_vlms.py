@@ -1,16 +1,20 @@
-"""Tiny random-weight copies of the six supported video-LLM classes, built from local parts only.
+"""Tiny random-weight copies of every supported video-LLM family, built from local parts only.
 
-``build_tiny(name)`` returns ``(model, processor)`` for a model class name in :data:`FAMILIES`. Every processor is
-the model's real processor class, assembled from:
+``build_tiny(name)`` returns ``(model, processor)`` for a family in :data:`FAMILIES`: the six transformers classes and
+the paper's own subjects (PLLaVA-style LLaVA-NeXT-Video-FT, InternVL-Chat V1.5 as transformers' InternVL + Phi-3).
+Every processor is the model's real processor class (for the paper's subjects, mapflow's
+:class:`~mapflow_utils.block_processor.VideoBlockProcessor`), assembled from:
 
 * a byte-level BPE tokenizer trained here on prompts rendered with that family's chat template (through
   :func:`mapflow_utils.prompts.build_prompt`) plus :func:`mapflow_utils.tiny.grammar_corpus`, carrying the
   family's special tokens and tokenizer attributes;
 * the family's own image and video processor classes, set up for 64x64 frames;
-* a chat template written here that mirrors the structure of the family's real one.
+* a chat template written here that mirrors the structure of the family's real one (the paper's ``eval_mvbench``
+  for its subjects).
 
 Sizes follow transformers' own ModelTester tests: text hidden 64, 3 layers, 4 heads with 2 KV heads (GQA), tiny
 vision towers, a few tokens per frame. Nothing is downloaded. Built models are cached per process.
+:func:`save_tiny` writes the paper's subjects in their published layouts (:data:`LAYOUTS`, incl. llava-v1.6).
 """
 
 from __future__ import annotations
