@@ -101,6 +101,10 @@ def native_config(config: dict, image_token_id: int):
         image_size=size, patch_size=v["patch_size"], attention_bias=bool(v.get("qkv_bias", True)),
         use_qk_norm=False, norm_type=v.get("norm_type", "layer_norm"), layer_norm_eps=v.get("layer_norm_eps", 1e-6),
         hidden_act=v.get("hidden_act", "gelu"), use_mean_pooling=True)  # mean pooling: no norm after the encoder
+    rope = llm.get("rope_scaling")
+    if isinstance(rope, dict) and rope.get("type", rope.get("rope_type")) in ("su", "longrope") and \
+            "original_max_position_embeddings" in llm:  # Phi-3-128k: transformers 5 reads it inside the rope dict
+        llm["rope_scaling"] = dict(rope, original_max_position_embeddings=llm["original_max_position_embeddings"])
     model_type = llm.pop("model_type", "phi3")
     for k in ("architectures", "auto_map", "_name_or_path", "transformers_version", "attn_implementation"):
         llm.pop(k, None)

@@ -310,3 +310,62 @@ def test_mapflow_convert_writes_a_folder_models_load_reads(tmp_path, capsys):
     assert adapter.family.name == CHAT and isinstance(processor, VideoBlockProcessor)
     with pytest.raises(SystemExit, match="known"):
         cli.main(["tiny-vlm", "NoSuchModel", "--out", str(tmp_path / "x")])
+
+
+# ------------------------------------------------------------------ the real sizes, on the meta device (no weights)
+
+def _phi3_mini_128k() -> dict:
+    """Phi-3-mini-128k's config fields (Mini-InternVL-Chat-4B-V1-5's text model), long-context rope included."""
+    return {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32020,
+            "max_position_embeddings": 131072, "original_max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+            "rope_theta": 10000.0, "rope_scaling": {"type": "su", "long_factor": [1.5] * 48, "short_factor": [1.0] * 48},
+            "bos_token_id": 1, "eos_token_id": 32000, "pad_token_id": 32000, "tie_word_embeddings": False}
+
+
+def test_mini_internvl_at_its_real_size_converts_on_meta():
+    """InternViT-300M-448px + Phi-3-mini-128k (32 layers): the native config builds (long-context rope accepted),
+    256 tokens per frame, and every native weight has an original name of the published shape."""
+    from transformers import InternVLForConditionalGeneration
+
+    config = {"model_type": "internvl_chat", "downsample_ratio": 0.5, "select_layer": -1, "ps_version": "v2",
+              "force_image_size": 448, "llm_config": _phi3_mini_128k(),
+              "vision_config": {"model_type": "intern_vit_6b", "hidden_size": 1024, "intermediate_size": 4096,
+                                "num_attention_heads": 16, "num_hidden_layers": 24, "image_size": 448,
+                                "patch_size": 14, "qkv_bias": True, "qk_normalization": False,
+                                "norm_type": "layer_norm", "layer_norm_eps": 1e-6, "hidden_act": "gelu"}}
+    assert internvl_chat.frame_tokens(config) == 256
+    native = internvl_chat.native_config(config, image_token_id=32013)
+    assert native.text_config.model_type == "phi3" and native.text_config.num_hidden_layers == 32
+    rope = native.text_config.rope_parameters
+    assert rope["rope_type"] == "longrope" and rope["original_max_position_embeddings"] == 4096
+    with torch.device("meta"):
+        model = InternVLForConditionalGeneration(native)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert 3.9e9 < sum(v.numel() for v in model.parameters()) < 4.4e9  # "4B"
+    original = {internvl_chat.rename(k, reverse=True) for k in shapes if not any(p in k for p in ("q_proj", "k_proj",
+                                                                                                     "v_proj"))}
+    assert None not in original
+    assert shapes["model.multi_modal_projector.linear_1.weight"] == (3072, 4096)  # mlp1.1: 4·1024 -> 3072
+    assert shapes["model.vision_tower.embeddings.position_embeddings"] == (1, 1025, 1024)  # 32·32 patches + CLS
+    assert "vision_model.encoder.layers.23.ls2" in original and "language_model.lm_head.weight" in original
+
+
+def test_llava_next_7b_at_its_real_size_pools_to_the_papers_grid():
+    """llava-v1.6-vicuna-7b (CLIP-L/336, 32 Llama layers) as the paper's ImageLLM: 24×24 patches pooled to
+    8×12×12 = 1,152 video tokens, the same parameter count as the LLaVA it came from."""
+    from transformers import LlavaForConditionalGeneration
+
+    v16 = {"model_type": "llava_next", "image_token_index": 32000, "projector_hidden_act": "gelu",
+           "vision_feature_layer": -2, "vision_feature_select_strategy": "default",
+           "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
+                             "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14,
+                             "projection_dim": 768},
+           "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+                           "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 32064}}
+    cfg = pllava.image_base_config(v16)
+    assert pllava.pooling_shape(cfg) == pllava.PAPER_POOLING == (8, 12, 12)
+    with torch.device("meta"):
+        ours, plain = pllava.PllavaForConditionalGeneration(cfg), LlavaForConditionalGeneration(cfg)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert 6.8e9 < sum(p.numel() for p in ours.parameters()) < 7.3e9
