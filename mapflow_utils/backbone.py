@@ -46,8 +46,7 @@ class BackboneError(RuntimeError):
 
 def cache_root() -> Path:
     """Where converted bases live: ``$MAPFLOW_CACHE/base`` or ``<repo>/runs/base``."""
-    env = os.environ.get("MAPFLOW_CACHE")
-    return (Path(env).expanduser() if env else paths.ROOT / "runs") / "base"
+    return paths.work_cache("base")
 
 
 def gguf_path() -> Path:

@@ -90,8 +90,9 @@ class VideoBlockProcessor:
 
         texts = [text] if isinstance(text, str) else list(text)
         videos = list(videos or [])
-        if sum(t.count(self.video_token) for t in texts) != len(videos):
-            raise ValueError(f"{len(videos)} video(s) for {sum(t.count(self.video_token) for t in texts)} "
+        placeholders = sum(t.count(self.video_token) for t in texts)
+        if placeholders != len(videos):
+            raise ValueError(f"{len(videos)} video(s) for {placeholders} "
                              f"{self.video_token!r} placeholder(s) in the text of {self.name}: render the prompt "
                              "with the processor's chat template (prompts.build_prompt)")
         frames = []

@@ -199,13 +199,10 @@ def source_key(src: Path) -> str:
 def converted(src: str | Path, cache: str | Path | None = None) -> Path:
     """The native checkpoint of ``src``, converted once into ``cache`` (default ``$MAPFLOW_CACHE/converted`` or
     ``<repo>/runs/converted``) under :func:`source_key`; a partial conversion (interrupted) is redone."""
-    import os
-
     from . import paths
 
     src = Path(src)
-    env = os.environ.get("MAPFLOW_CACHE")
-    root = Path(cache) if cache is not None else (Path(env) if env else paths.ROOT / "runs") / "converted"
+    root = Path(cache) if cache is not None else paths.work_cache("converted")
     dst = root / f"internvl-chat-{source_key(src)}"
     done = dst / ".complete"
     if not done.exists():

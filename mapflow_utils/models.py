@@ -350,15 +350,15 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
 
     from . import block_processor, internvl_chat, pllava, smol
 
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if smol.is_parts(model_id_or_path):  # a SmolLM2 VideoLLM shipped as parts: base + vision + merged LoRA
         model, processor = smol.load_parts(model_id_or_path)
         if dtype is not None:
-            model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+            model.to(torch_dtype)
         model.to(device)
         model.set_attn_implementation(attn_implementation)
         return model, processor, adapter_for(model, processor)
     raw = _config_dict(model_id_or_path)
-    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if internvl_chat.is_internvl_chat(raw):  # the paper's Mini-InternVL: converted once to transformers' InternVL
         model_id_or_path = internvl_chat.converted(_local_folder(model_id_or_path))
     elif pllava.is_pllava(raw) or raw.get("model_type") == "llava_next":  # LLaVA-NeXT-Video-FT / llava-v1.6 base
@@ -374,7 +374,7 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
                                     f"{', '.join(SUPPORT)}.")
     kwargs: dict[str, Any] = {"attn_implementation": attn_implementation}
     if dtype is not None:
-        kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        kwargs["dtype"] = torch_dtype
     if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(model_id_or_path, **kwargs)

@@ -65,6 +65,13 @@ def cache_dir(path: str | Path | None) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def work_cache(name: str) -> Path:
+    """A cache of derived model files (converted bases, converted checkpoints): ``$MAPFLOW_CACHE/<name>`` or
+    ``<repo>/runs/<name>``."""
+    env = os.environ.get("MAPFLOW_CACHE")
+    return (Path(env).expanduser() if env else ROOT / "runs") / name
+
+
 def shown(path: str | Path) -> str:
     """An absolute path inside the repository as a repo-relative string (printed commands and executed pages stay
     valid in any clone); anything else unchanged."""

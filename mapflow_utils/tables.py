@@ -228,6 +228,16 @@ def read_eval(model_dir) -> dict:
     return json.loads((Path(model_dir) / "eval.json").read_text())
 
 
+def run_outcome(run: dict, detail: bool = False) -> str:
+    """One run of :func:`mapflow_utils.cli.run_on_classes` in words: ``ok``, ``clear stop: <guard>`` (with its message
+    when ``detail``), or the error."""
+    if "error" not in run:
+        return "ok"
+    if "stop" in run:
+        return f"clear stop: {run['stop'] if detail else run['stop'].split(':')[0]}"
+    return run["error"]
+
+
 def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
     """Rows of the "your model" page from :func:`mapflow_utils.cli.run_on_classes`: class, text model, video
     layout, ok/error, seconds, and every ``*_verdict`` the chapter glued."""
@@ -237,8 +247,7 @@ def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
     for r in runs:
         fam = family_named(r["class"])
         verdicts = "; ".join(f"{k[:-len('_verdict')]}: {v}" for k, v in r["glue"].items() if k.endswith("_verdict"))
-        run = "ok" if "error" not in r else f"clear stop: {r['stop'].split(':')[0]}" if "stop" in r else r["error"]
-        rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?", run,
+        rows.append([r["class"], fam.text_family if fam else "?", fam.frames if fam else "?", run_outcome(r),
                      f"{r['seconds']:.0f}", verdicts])
     return rows
 
@@ -261,9 +270,9 @@ FLOW_NAMES = {"cross_frame": "cross-frame", "video_question": "video→question"
 
 
 def paper_subject_rows(chapter: str) -> list[list[Any]]:
-    """Rows of the "your model" page's paper subjects: the model, its depth and the knockout window of its config,
-    the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back (Table 3's
-    TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
+    """Rows of the "your model" page's paper subjects: the model, its depth, video tokens and the knockout window of
+    its config, the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back
+    (Table 3's TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
     from .experiments import subject_config
     from .paper import numbers, subjects
 
@@ -272,7 +281,7 @@ def paper_subject_rows(chapter: str) -> list[list[Any]]:
     for name, s in subjects().items():
         r = ranges[name]
         spans = ", ".join(f"{FLOW_NAMES.get(k, k)} L{a}-{b}" for k, (a, b) in r.items())
-        rows.append([name, s["layers"], subject_config(name)["window"],
+        rows.append([name, s["layers"], s["video_tokens"].replace("x", "×"), subject_config(name)["window"],
                      f"`mapflow run {chapter} -f configs/paper/{s['slug']}.yaml`",
                      f"{acc[name]['full']['TVBench']:.1f}", spans])
     return rows
