@@ -440,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
+        if len(argv) > 1 and argv[1] == "smol-tower":
+            from .perception import main as tower_main
+
+            return tower_main(argv[1:])
         if len(argv) > 1 and argv[1].startswith("smol-"):
             from .train_smol import main as smol_main
 

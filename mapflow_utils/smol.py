@@ -80,16 +80,18 @@ def build_tokenizer(base: str | None = None):
     return tok
 
 
-def build_config(tokenizer, base: str | None = None):
-    """The ``LlavaNextVideoConfig``: the tiny vision tower, SmolLM2's text config with the two added tokens."""
+def build_config(tokenizer, base: str | None = None, vision=None):
+    """The ``LlavaNextVideoConfig``: a CLIP vision tower (``vision``, a ``CLIPVisionConfig``; default the tiny
+    ImageLLM's sizes), SmolLM2's text config with the two added tokens."""
     from transformers import AutoConfig, CLIPVisionConfig, LlavaNextVideoConfig
 
     text = AutoConfig.from_pretrained(backbone.base_folder(base))
     text.vocab_size = len(tokenizer)
     v = VISION
-    vision = CLIPVisionConfig(image_size=v.image_size, patch_size=v.patch_size, hidden_size=v.vision_hidden,
-                              intermediate_size=v.vision_hidden * 4, num_hidden_layers=v.vision_layers,
-                              num_attention_heads=v.vision_heads, projection_dim=v.vision_hidden)
+    if vision is None:
+        vision = CLIPVisionConfig(image_size=v.image_size, patch_size=v.patch_size, hidden_size=v.vision_hidden,
+                                  intermediate_size=v.vision_hidden * 4, num_hidden_layers=v.vision_layers,
+                                  num_attention_heads=v.vision_heads, projection_dim=v.vision_hidden)
     return LlavaNextVideoConfig(
         vision_config=vision, text_config=text,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
@@ -133,12 +135,22 @@ def _vision_state(model) -> dict[str, torch.Tensor]:
 
 def new_model(base: str | None = None, vision_from: str | Path | None = None, seed: int = 0):
     """A fresh SmolLM2 VideoLLM ``(model, processor)``: SmolLM2's weights, the vision tower of ``vision_from``
-    (default: the shipped tiny ImageLLM), a projector drawn from ``seed``."""
+    (default: the shipped tiny ImageLLM; a folder with ``tower.safetensors`` is a perception-pretrained tower of
+    :mod:`mapflow_utils.perception`), a projector drawn from ``seed``."""
     from transformers import LlavaNextVideoForConditionalGeneration
 
     tok = build_tokenizer(base)
     processor = build_processor(tok, VISION, chat_template=CHAT_TEMPLATE)
     torch.manual_seed(seed)
+    if vision_from is not None and (Path(vision_from) / "tower.safetensors").is_file():
+        from . import perception
+
+        tower = perception.load_tower(vision_from)
+        model = LlavaNextVideoForConditionalGeneration(build_config(tok, base, vision=tower.config))
+        _load_base_text(model, base)
+        model.model.vision_tower.load_state_dict(tower.state_dict())
+        model.eval()
+        return model, processor
     model = LlavaNextVideoForConditionalGeneration(build_config(tok, base))
     _load_base_text(model, base)
     src = Path(vision_from or paths.IMAGE_MODEL)

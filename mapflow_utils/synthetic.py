@@ -398,11 +398,15 @@ def _render_count(rng, cfg, bg):
         squares.append((c, lanes[3 + i], bool(rng.random() < 0.5), bool(rng.random() < 0.5)))
     frames = np.repeat(bg[None], cfg.content, 0)
     half = cfg.content // 2
+    truth = []  # perception labels (never in a question): per square its colour, lane, top y and x per content frame
     for c, lane, m1, m2 in squares:
         x, v = rng.uniform(0, span), speed * (1 if rng.random() < 0.5 else -1)
         y = lane * lane_h + (lane_h - cfg.obj) / 2
+        xs: list[float] = []
+        truth.append({"color": c, "lane": int(lane), "y": float(y), "x": xs})
         for k in range(cfg.content):
             _square(frames[k], x, y, cfg.obj, COLORS[c])
+            xs.append(float(x))
             if (m1 if k < half else m2):
                 x += v
                 if x < 0 or x > span:  # reflect at the frame edge
@@ -412,7 +416,7 @@ def _render_count(rng, cfg, bg):
         return f"{k_start} {color} moving at the start . {k_end} {color} moving at the end ."
 
     cands = ["0", "1", "2", "3"]
-    return frames, str(k_start), cands, QUESTIONS["object_count"].format(color=color), caption
+    return frames, str(k_start), cands, QUESTIONS["object_count"].format(color=color), caption, {"squares": truth}
 
 
 _RENDER = {
@@ -454,7 +458,7 @@ def generate_clip(
     if task not in REVERSIBLE:
         rev = False
     bg = scene_background(SCENES[rng.integers(len(SCENES))], cfg.size)
-    content, fwd_answer, cands, question, caption = _RENDER[task](rng, cfg, bg)
+    content, fwd_answer, cands, question, caption, *truth = _RENDER[task](rng, cfg, bg)
     answer = fwd_answer
     if rev:
         content = content[::-1]
@@ -472,7 +476,8 @@ def generate_clip(
         frames = np.concatenate([trap[0], frames, trap[1]])
         start, end = pad / cfg.fps, (pad + cfg.n_frames) / cfg.fps
     return Clip(task=task, frames=np.ascontiguousarray(frames), question=question, candidates=cands,
-                answer=answer, caption=caption(rev), start=start, end=end, meta={"reversed": rev})
+                answer=answer, caption=caption(rev), start=start, end=end,
+                meta={"reversed": rev, "content_offset": cfg.lead, **(truth[0] if truth else {})})
 
 
 def image_sample(seed: int, index: int, cfg: SynthConfig = SynthConfig()) -> ImageSample:

@@ -72,6 +72,11 @@ class SmolStageConfig(StageConfig):
     eval_every: int = 50
     eval_n: int = 50
     autocast: bool = True  # bfloat16 matmuls (float32 weights and optimizer): about 2x faster on CPU
+    tower: str = ""  # smol-align: a perception-pretrained tower run (mapflow_utils.perception); "" = the tiny one
+    train_vision: bool = True  # False: the tower stays frozen (a pretrained CLIP's role)
+    tasks: tuple[str, ...] = ()  # video QA only on these tasks ("" = the five); captions stay on all five
+    adapter_from: str = ""  # a parts folder whose LoRA a stage starts from when its init has none
+    probe_task: str = ""  # also fit a last-token probe of this task's answer at each evaluation
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -109,7 +114,8 @@ class SmolBatches(Batches):
         from .data import PAPER_TASKS, sample_indices
         from .synthetic import generate_clip
 
-        task = PAPER_TASKS[rng.randrange(len(PAPER_TASKS))]
+        pool = PAPER_TASKS if caption or not self.cfg.tasks else self.cfg.tasks
+        task = pool[rng.randrange(len(pool))]
         clip = generate_clip(task, self.cfg.seed, index, self.synth)
         idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
         if caption:
@@ -214,8 +220,15 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
     from peft import LoraConfig, get_peft_model
 
     if cfg.stage == "smol-align":
-        model, processor = smol.new_model(seed=cfg.seed) if init is None else smol.load_parts(init)
+        model, processor = (smol.new_model(seed=cfg.seed, vision_from=cfg.tower or None) if init is None
+                            else smol.load_parts(init))
         wrapped = None
+    elif cfg.adapter_from and not _has_adapter(init):  # e.g. a new projector under an earlier stage's LoRA
+        from peft import PeftModel
+
+        model, processor = smol.load_parts(init)
+        src = Path(cfg.adapter_from) / json.loads((Path(cfg.adapter_from) / smol.PARTS_FILE).read_text())["adapter"]
+        wrapped = PeftModel.from_pretrained(model, src, is_trainable=True)
     elif cfg.stage in ("smol-mcq", "smol-imagellm") and not _has_adapter(init):
         model, processor = smol.load_parts(init)
         torch.manual_seed(cfg.seed)
@@ -232,8 +245,9 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
         groups = [{"params": list(inner.model.multi_modal_projector.parameters()), "lr": cfg.lr}]
     if wrapped is not None and cfg.stage != "smol-mcq":
         lora = [p for n, p in inner.named_parameters() if "lora_" in n]
-        groups += [{"params": lora, "lr": cfg.lora_lr},
-                   {"params": list(inner.model.vision_tower.parameters()), "lr": cfg.vision_lr}]
+        groups += [{"params": lora, "lr": cfg.lora_lr}]
+        if cfg.train_vision:
+            groups += [{"params": list(inner.model.vision_tower.parameters()), "lr": cfg.vision_lr}]
     for g in groups:
         g["base_lr"] = g["lr"]
         for p in g["params"]:
@@ -253,12 +267,18 @@ def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
     image questions."""
     if cfg.stage == "smol-mcq":
         return {"text_letter_accuracy": text_letter_accuracy(inner, processor, cfg.eval_n)}
-    return {"letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm")}
+    rec = {"letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm",
+                                              tasks=cfg.tasks or None)}
+    if cfg.probe_task:
+        from .probes import last_token_probe
+
+        rec["last_token_probe"] = last_token_probe(inner, processor, cfg.probe_task)
+    return rec
 
 
-def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = True) -> float:
+def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = True, tasks=None) -> float:
     """Held-out letter accuracy during training: ``n`` fresh questions (synthetic seed ``seed``, never the
-    evaluation split's), five tasks for the Video-FT, image QA otherwise."""
+    evaluation split's), five tasks (or ``tasks``) for the Video-FT, image QA otherwise."""
     from .data import PAPER_TASKS, sample_indices
     from .evaluate import predict
     from .models import adapter_for
@@ -270,7 +290,7 @@ def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = Tru
     cfg, hits = SynthConfig(), 0
     for i in range(n):
         if video:
-            task = PAPER_TASKS[i % len(PAPER_TASKS)]
+            task = (tasks or PAPER_TASKS)[i % len(tasks or PAPER_TASKS)]
             c = generate_clip(task, seed, i, cfg)
             idx = sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)
             q, cands, a, frames = c.question, c.candidates, c.answer, c.frames[idx]
@@ -384,14 +404,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None)
     ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous stage's run)")
     for k, t in (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
-                 ("vision_lr", float), ("save_every", int), ("eval_every", int), ("threads", int)):
+                 ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("threads", int),
+                 ("tower", str), ("adapter_from", str), ("probe_task", str), ("caption_share", float),
+                 ("image_share", float), ("letter_share", float), ("warmup", int)):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
+    ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
+    ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
     cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
-    for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every"):
+    for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every", "eval_n",
+              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
+    if args.tasks:
+        cfg.tasks = tuple(args.tasks.split(","))
+    if args.freeze_vision:
+        cfg.train_vision = False
     out = Path(args.out) if args.out else default_out(args.stage, args.seed)
     init = args.init
     if init is None and args.stage in PREVIOUS:

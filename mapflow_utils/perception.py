@@ -1,0 +1,389 @@
+"""Perception first, as LLaVA starts from CLIP: the SmolLM2 VideoLLM's vision tower pretrained on our frames.
+
+The tower (a ``CLIPVisionModel``, run per frame: it never sees time) is trained with dense supervision that the
+generator's frames give exactly. Every pixel of a synthetic frame is either background (one of six known scene
+textures, or black) or one of seven object colours (the six square colours and the white of outlines and flashes),
+so per-pixel labels are read from the pixels themselves, with no model in the loop. Per **video token** — a 2×2
+pooled patch, 16×16 px, the unit the LLM sees (:data:`GRID` × :data:`GRID` tokens per frame) — the targets are:
+
+* ``mask``: for each object colour, its coverage of each of the token's :data:`SUB` × :data:`SUB` sub-cells
+  (4×4 px each): *what* is in the token and *where inside it* (``[tokens, colours * SUB**2]``);
+* ``row`` / ``col``: the token's own place in the frame, so a question can find the red square by content and read
+  its place from the same token;
+* ``scene``: the background (six scenes, or black for fades).
+
+Heads are linear on the pooled features (``[frames, GRID**2, hidden]``), exactly what the LLaVA projector receives
+(``vision_feature_layer=-1`` without CLS, then ``LlavaNextVideo``'s 2×2 average pool), so what the heads read is
+what the LLM can read. :func:`probe_report` measures it on held-out frames with probes fitted afresh on frozen
+features (linear per token; an MLP on frame pairs for movement and on a clip for the count answer).
+
+CLI: ``mapflow train smol-tower --seed S [--steps N] [--minutes M]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import PAPER_TASKS, sample_indices
+from .probes import fit_probe
+from .synthetic import COLORS, SCENES, WHITE, SynthConfig, generate_clip, image_sample, scene_background
+
+#: Object colour classes of the per-pixel labels (class 0 is background).
+OBJECT_COLORS: tuple[str, ...] = (*COLORS, "white")
+#: Video tokens per frame side after 2×2 pooling (64 px / 8-px patches / 2) and sub-cells per token side.
+GRID, SUB = 4, 4
+#: Scene classes of a frame: the six scenes, then black (the fades).
+SCENE_CLASSES: tuple[str, ...] = (*SCENES, "black")
+
+
+@dataclass(frozen=True)
+class TowerConfig:
+    """The pretrained tower's sizes (a CLIP vision tower; 64×64 frames, 8-px patches)."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+
+    def clip_config(self):
+        from transformers import CLIPVisionConfig
+
+        return CLIPVisionConfig(image_size=self.image_size, patch_size=self.patch_size, hidden_size=self.hidden,
+                                intermediate_size=self.hidden * 4, num_hidden_layers=self.layers,
+                                num_attention_heads=self.heads, projection_dim=self.hidden)
+
+
+# ------------------------------------------------------------------------------------------ labels
+
+
+_PALETTE = np.array([COLORS[c] for c in COLORS] + [WHITE], np.int16)  # [7, 3]
+_BACKGROUNDS = None
+
+
+def pixel_classes(frames: np.ndarray) -> np.ndarray:
+    """Per-pixel object class of uint8 frames ``[N, H, W, 3]``: int64 ``[N, H, W]``, 0 = background, ``1 + i`` =
+    ``OBJECT_COLORS[i]`` (exact colour match: no scene texture uses an object colour; tested)."""
+    eq = (frames[..., None, :].astype(np.int16) == _PALETTE).all(-1)  # [N, H, W, 7]
+    return np.where(eq.any(-1), eq.argmax(-1) + 1, 0)
+
+
+def scene_classes(frames: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """Scene of each frame ``[N]`` (index into :data:`SCENE_CLASSES`): the scene texture that matches the most
+    background pixels; black when every pixel is black."""
+    global _BACKGROUNDS
+    size = frames.shape[1]
+    if _BACKGROUNDS is None or _BACKGROUNDS.shape[1] != size:
+        _BACKGROUNDS = np.stack([scene_background(s, size) for s in SCENES])  # [6, H, W, 3]
+    classes = pixel_classes(frames) if classes is None else classes
+    bg = classes == 0  # [N, H, W]
+    match = (frames[:, None] == _BACKGROUNDS[None]).all(-1) & bg[:, None]  # [N, 6, H, W]
+    scene = match.sum((2, 3)).argmax(1)
+    black = ~frames.reshape(len(frames), -1).any(1)
+    return np.where(black, len(SCENES), scene)
+
+
+def token_targets(frames: np.ndarray) -> dict[str, torch.Tensor]:
+    """Dense targets of uint8 frames ``[N, 64, 64, 3]``: ``mask`` float ``[N, GRID**2, 7 * SUB**2]`` (coverage of each
+    colour in each sub-cell, colour-major), ``scene`` int64 ``[N]``. Tokens are in row-major order, as pooled."""
+    n, h, w, _ = frames.shape
+    cls = pixel_classes(frames)
+    onehot = (cls[..., None] == np.arange(1, len(OBJECT_COLORS) + 1)).astype(np.float32)  # [N, H, W, 7]
+    px = h // (GRID * SUB)
+    m = onehot.reshape(n, GRID, SUB, px, GRID, SUB, px, len(OBJECT_COLORS)).mean((3, 6))  # [N, gr, sr, gc, sc, 7]
+    m = m.transpose(0, 1, 3, 5, 2, 4).reshape(n, GRID * GRID, len(OBJECT_COLORS) * SUB * SUB)
+    return {"mask": torch.from_numpy(np.ascontiguousarray(m)),
+            "scene": torch.from_numpy(scene_classes(frames, cls).astype(np.int64))}
+
+
+# ------------------------------------------------------------------------------------------- model
+
+
+def pooled_features(tower, pixel_values: torch.Tensor) -> torch.Tensor:
+    """What ``LlavaNextVideo`` hands its projector: the last hidden state without CLS, 2×2 average-pooled.
+    ``pixel_values [N, 3, 64, 64]`` → ``[N, GRID**2, hidden]`` (tested equal to the model's own path)."""
+    h = tower(pixel_values, output_hidden_states=True).hidden_states[-1][:, 1:]  # [N, P, D]
+    n, p, d = h.shape
+    side = int(math.isqrt(p))
+    g = F.avg_pool2d(h.transpose(1, 2).reshape(n, d, side, side), 2)  # [N, D, GRID, GRID]
+    return g.flatten(2).transpose(1, 2)
+
+
+class PerceptionHeads(nn.Module):
+    """Linear read-outs of a pooled token: colour coverage per sub-cell, the token's row and column, the scene."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.mask = nn.Linear(hidden, len(OBJECT_COLORS) * SUB * SUB)
+        self.row = nn.Linear(hidden, GRID)
+        self.col = nn.Linear(hidden, GRID)
+        self.scene = nn.Linear(hidden, len(SCENE_CLASSES))
+
+    def loss(self, feats: torch.Tensor, targets: dict) -> tuple[torch.Tensor, dict]:
+        """``feats [N, GRID**2, D]``; mean of the four losses (BCE on soft coverage, CE on row/col/scene)."""
+        n = feats.shape[0]
+        rows = torch.arange(GRID).repeat_interleave(GRID).repeat(n)
+        cols = torch.arange(GRID).repeat(GRID).repeat(n)
+        f = feats.reshape(n * GRID * GRID, -1)
+        parts = {
+            "mask": F.binary_cross_entropy_with_logits(self.mask(f), targets["mask"].reshape(len(f), -1)) * 10,
+            "row": F.cross_entropy(self.row(f), rows),
+            "col": F.cross_entropy(self.col(f), cols),
+            "scene": F.cross_entropy(self.scene(f), targets["scene"].repeat_interleave(GRID * GRID)),
+        }
+        return sum(parts.values()) / len(parts), {k: round(v.item(), 4) for k, v in parts.items()}
+
+
+def new_tower(cfg: TowerConfig = TowerConfig(), seed: int = 0):
+    from transformers import CLIPVisionModel
+
+    torch.manual_seed(seed)
+    return CLIPVisionModel(cfg.clip_config())
+
+
+# -------------------------------------------------------------------------------------------- data
+
+
+def clip_frames(task: str, seed: int, index: int, cfg: SynthConfig = SynthConfig(), num_frames: int = 8):
+    """``(clip, sampled frames [T, H, W, 3])`` as the VideoLLM sees them."""
+    c = generate_clip(task, seed, index, cfg)
+    idx = sample_indices(len(c.frames), num_frames, cfg.fps, c.start, c.end)
+    return c, c.frames[idx], idx
+
+
+def training_frames(seed: int, step: int, clips: int, images: int, cfg: SynthConfig = SynthConfig()) -> np.ndarray:
+    """Frames of one tower batch, from ``(seed, step)`` only: every content frame of ``clips`` clips of random tasks
+    (not only the sampled ones: more positions per clip) and ``images`` image samples. uint8 ``[N, H, W, 3]``."""
+    rng = random.Random(f"{seed}/tower/{step}")
+    out = []
+    for j in range(clips):
+        task = PAPER_TASKS[rng.randrange(len(PAPER_TASKS))]
+        c = generate_clip(task, seed, step * clips + j, cfg)
+        keep = sorted(rng.sample(range(len(c.frames)), 8))
+        out.append(c.frames[keep])
+    for j in range(images):
+        out.append(image_sample(seed, step * images + j, cfg).image[None])
+    return np.concatenate(out)
+
+
+def pixels(frames: np.ndarray) -> torch.Tensor:
+    from .train import pixels as _px
+
+    return _px(frames)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class TowerStageConfig:
+    stage: str = "smol-tower"
+    seed: int = 0
+    steps: int = 3000
+    minutes: float = 20.0
+    clips: int = 12
+    images: int = 16
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    save_every: int = 200
+    log_every: int = 50
+    tower: TowerConfig = TowerConfig()
+
+
+def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
+    """Train the tower with :class:`PerceptionHeads` into ``out`` (resumable from ``out/checkpoint.pt``); writes
+    ``out/tower.safetensors`` (the ``CLIPVisionModel.vision_model`` weights), ``out/heads.safetensors``,
+    ``out/log.jsonl`` and ``out/train.json``."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tower = new_tower(cfg.tower, cfg.seed)
+    heads = PerceptionHeads(cfg.tower.hidden)
+    params = list(tower.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed = 0, 0.0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        st = torch.load(ckpt, weights_only=False)
+        tower.load_state_dict(st["tower"])
+        heads.load_state_dict(st["heads"])
+        opt.load_state_dict(st["opt"])
+        step, elapsed = st["step"], st["elapsed"]
+        log(f"resumed smol-tower at step {step}")
+    t0 = time.perf_counter() - elapsed
+    logf = (out / "log.jsonl").open("a")
+
+    def save():
+        torch.save({"tower": tower.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": time.perf_counter() - t0}, str(ckpt) + ".tmp")
+        Path(str(ckpt) + ".tmp").replace(ckpt)
+
+    running: list[dict] = []
+    tower.train()
+    while step < cfg.steps and time.perf_counter() - t0 < cfg.minutes * 60:
+        frames = training_frames(cfg.seed, step, cfg.clips, cfg.images)
+        tg = token_targets(frames)
+        scale = (step + 1) / cfg.warmup if step < cfg.warmup else \
+            0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)))
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * scale
+        loss, parts = heads.loss(pooled_features(tower, pixels(frames)), tg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        running.append(parts)
+        step += 1
+        if step % cfg.log_every == 0:
+            rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2),
+                   **{k: round(float(np.mean([r[k] for r in running])), 4) for k in running[0]}}
+            running = []
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log(json.dumps(rec))
+        if step % cfg.save_every == 0:
+            save()
+    save()
+    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(out / "tower.safetensors"))
+    save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, str(out / "heads.safetensors"))
+    meta = {"config": asdict(cfg), "steps_done": step, "wall_minutes": round((time.perf_counter() - t0) / 60, 1),
+            "parameters": sum(p.numel() for p in tower.parameters())}
+    (out / "train.json").write_text(json.dumps(meta, indent=1) + "\n")
+    log(f"smol-tower: {step} steps in {meta['wall_minutes']} min -> {out}")
+    return out
+
+
+def load_tower(folder: str | Path, cfg: TowerConfig = TowerConfig()):
+    from safetensors.torch import load_file
+
+    tower = new_tower(cfg)
+    tower.load_state_dict(load_file(str(Path(folder) / "tower.safetensors")))
+    return tower.eval()
+
+
+# ------------------------------------------------------------------------------------------ probes
+
+
+@torch.no_grad()
+def _features(tower, frames: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    return torch.cat([pooled_features(tower, pixels(frames[i:i + chunk])) for i in range(0, len(frames), chunk)])
+
+
+def token_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthConfig()):
+    """Per-token features and labels of the sampled frames of ``n_clips`` clips per task (held-out seed)."""
+    frames = np.concatenate([clip_frames(t, seed, i, cfg)[1] for t in PAPER_TASKS for i in range(n_clips)])
+    tg = token_targets(frames)
+    f = _features(tower, frames).reshape(-1, tower.config.hidden_size)
+    m = tg["mask"].reshape(len(f), len(OBJECT_COLORS), SUB * SUB)
+    cover = m.mean(2)  # [tokens, colours]
+    dom = cover.argmax(1)
+    present = cover.max(1).values >= 1 / 16  # at least one sub-cell's worth of an object colour
+    content = torch.where(present, dom + 1, torch.zeros_like(dom))
+    # where inside the token the dominant colour is: its coverage-weighted centroid sub-cell
+    w = m[torch.arange(len(f)), dom]  # [tokens, SUB*SUB]
+    yy, xx = torch.arange(SUB).repeat_interleave(SUB).float(), torch.arange(SUB).repeat(SUB).float()
+    tot = w.sum(1).clamp(min=1e-6)
+    cy, cx = ((w * yy).sum(1) / tot).round().long(), ((w * xx).sum(1) / tot).round().long()
+    n_tok = GRID * GRID
+    return {"features": f, "content": content, "present": present, "subcell": cy * SUB + cx,
+            "row": torch.arange(GRID).repeat_interleave(GRID).repeat(len(frames)),
+            "col": torch.arange(GRID).repeat(GRID).repeat(len(frames)),
+            "scene": tg["scene"].repeat_interleave(n_tok)}
+
+
+def count_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthConfig()):
+    """Object Count clips: per (clip, asked square, consecutive sampled content frames) whether the square moved,
+    with the pair's features; and per clip the answer with all sampled frames' features and the asked colour."""
+    pair_x, pair_y, clip_x, clip_y = [], [], [], []
+    colors = list(COLORS)
+    for i in range(n_clips):
+        c, frames, idx = clip_frames("object_count", seed, i, cfg)
+        f = _features(tower, frames)  # [T, 16, D]
+        content = idx - c.meta["content_offset"]
+        inside = [(k, int(j)) for k, j in enumerate(content) if 0 <= j < cfg.content]
+        color = c.question.split()[2]
+        onehot = torch.zeros(len(colors))
+        onehot[colors.index(color)] = 1
+        for sq in c.meta["squares"]:
+            if sq["color"] != color:
+                continue
+            lane = torch.zeros(5)
+            lane[sq["lane"]] = 1
+            for (k0, j0), (k1, j1) in zip(inside, inside[1:]):
+                pair_x.append(torch.cat([f[k0].flatten(), f[k1].flatten(), lane]))
+                pair_y.append(int(sq["x"][j0] != sq["x"][j1]))
+        clip_x.append(torch.cat([f.flatten(), onehot]))
+        clip_y.append(int(c.answer))
+    return (torch.stack(pair_x), torch.tensor(pair_y)), (torch.stack(clip_x), torch.tensor(clip_y))
+
+
+def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 1500) -> dict:
+    """Held-out probes on frozen pooled features (clips of synthetic ``seed``, split 70/30 by clip):
+
+    * per token, linear: content (dominant object colour or none, 8-way), where inside the token it sits (sub-cell
+      of its centroid, 16-way, tokens with an object), the token's row and column, the scene (7-way);
+    * Object Count, MLP (one hidden layer of 256): whether an asked square moved between two consecutive sampled
+      frames (from both frames' tokens and the lane index), and the count answer (from all eight frames' tokens and
+      the asked colour) — the two things the tower must give for the task.
+    """
+    t0 = time.perf_counter()
+    d = token_probe_data(tower, seed, n_clips)
+    # split by clip: tokens are grouped task-major then clip, 8 frames × 16 tokens each
+    clip_id = torch.arange(len(d["features"])) // (8 * GRID * GRID)
+    test = (clip_id % 10) >= 7
+    x = d["features"]
+    rep = {}
+    for key, k in (("content", len(OBJECT_COLORS) + 1), ("row", GRID), ("col", GRID), ("scene", len(SCENE_CLASSES))):
+        rep[f"token_{key}"] = fit_probe(x[~test], d[key][~test], x[test], d[key][test], k)
+    sel = d["present"]
+    rep["token_subcell"] = fit_probe(x[~test & sel], d["subcell"][~test & sel], x[test & sel], d["subcell"][test & sel],
+                                SUB * SUB)
+    (px, py), (cx, cy) = count_probe_data(tower, seed + 1, n_count)
+    m = int(len(px) * 0.7)
+    rep["lane_movement"] = fit_probe(px[:m], py[:m], px[m:], py[m:], 2, hidden=256, epochs=40)
+    rep["lane_movement_majority"] = round(max(float(py[m:].float().mean()), 1 - float(py[m:].float().mean())), 4)
+    m = int(len(cx) * 0.7)
+    rep["count_answer"] = fit_probe(cx[:m], cy[:m], cx[m:], cy[m:], 4, hidden=256, epochs=60, weight_decay=1e-3)
+    rep["count_majority"] = round(float(torch.bincount(cy[m:]).max() / len(cy[m:])), 4)
+    rep["probe_seconds"] = round(time.perf_counter() - t0, 1)
+    return rep
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from . import paths
+
+    ap = argparse.ArgumentParser(prog="mapflow train smol-tower")
+    ap.add_argument("stage", choices=["smol-tower"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--probe", action="store_true", help="after training, run the held-out probes into probes.json")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads or 1)
+    cfg = TowerStageConfig(seed=args.seed)
+    for k in ("steps", "minutes"):
+        if getattr(args, k) is not None:
+            setattr(cfg, k, getattr(args, k))
+    out = Path(args.out) if args.out else paths.ROOT / "runs" / "train" / f"smol-tower-s{args.seed}"
+    train_tower(cfg, out)
+    if args.probe:
+        rep = probe_report(load_tower(out, cfg.tower))
+        (out / "probes.json").write_text(json.dumps(rep, indent=1) + "\n")
+        print(json.dumps(rep))
+    return 0

@@ -1,0 +1,77 @@
+"""Probes: how much of a label a set of frozen features holds, measured on held-out examples.
+
+One fitting routine (:func:`fit_probe`) for every probe in mapflow — the vision tower's per-token probes
+(:mod:`mapflow_utils.perception`) and the LLM's last-token probe (:func:`last_token_probe`) — so "linear probe"
+means the same thing everywhere: standardised inputs, Adam, cross-entropy, a fixed number of epochs, deterministic
+per seed, accuracy on the held-out part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
+              classes: int, hidden: int = 0, epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-4,
+              seed: int = 0) -> float:
+    """Held-out accuracy of a probe (linear, or one hidden GELU layer of ``hidden`` units) fitted on
+    ``x_train [n, d]`` → ``y_train [n]`` (int64 classes); inputs standardised with the training statistics."""
+    torch.manual_seed(seed)
+    x_train, x_test = x_train.float(), x_test.float()
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-5
+    xtr, xte = (x_train - mu) / sd, (x_test - mu) / sd
+    d = xtr.shape[1]
+    net = nn.Linear(d, classes) if not hidden else nn.Sequential(nn.Linear(d, hidden), nn.GELU(),
+                                                                  nn.Linear(hidden, classes))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), 256):
+            b = perm[i:i + 256]
+            loss = F.cross_entropy(net(xtr[b]), y_train[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return round(float((net(xte).argmax(1) == y_test).float().mean()), 4)
+
+
+@torch.no_grad()
+def last_token_states(model, processor, task: str, n: int, seed: int, answer_format: str = "letter"):
+    """Hidden states at the last prompt position of ``n`` synthetic ``task`` questions (seed ``seed``): float
+    ``[n, layers + 1, hidden]`` and the answers (strings)."""
+    from .data import sample_indices
+    from .models import adapter_for
+    from .prompts import build_prompt
+    from .synthetic import SynthConfig, generate_clip
+
+    was = model.training
+    model.eval()
+    ad, cfg = adapter_for(model, processor), SynthConfig()
+    states, answers = [], []
+    for i in range(n):
+        c = generate_clip(task, seed, i, cfg)
+        frames = c.frames[sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)]
+        p = build_prompt(processor, c.question, c.candidates, answer_format, task=task)
+        out = model(**ad.inputs(frames, p.text), output_hidden_states=True)
+        states.append(torch.stack([h[0, -1] for h in out.hidden_states]).float())
+        answers.append(c.answer)
+    model.train(was)
+    return torch.stack(states), answers
+
+
+def last_token_probe(model, processor, task: str, n: int = 120, seed: int = 31337) -> dict:
+    """A linear probe of ``task``'s answer (the option's text, not its letter) from the last prompt position at
+    every layer, 70/30 by question: ``{"best": accuracy, "layer": index (0 = embeddings), "majority": …}``."""
+    states, answers = last_token_states(model, processor, task, n, seed)
+    names = sorted(set(answers))
+    y = torch.tensor([names.index(a) for a in answers])
+    m = int(n * 0.7)
+    accs = [fit_probe(states[:m, k], y[:m], states[m:, k], y[m:], len(names), epochs=80)
+            for k in range(states.shape[1])]
+    best = int(np.argmax(accs))
+    return {"best": accs[best], "layer": best, "majority": round(float(torch.bincount(y[m:]).max()) / (n - m), 4)}

@@ -1,0 +1,83 @@
+"""The perception-pretrained vision tower (our CLIP): labels read exactly from the generator's pixels, the pooled
+features the LLM receives, the count truth the generator records, and the probes."""
+
+import numpy as np
+import pytest
+import torch
+
+from mapflow_utils import perception as P
+from mapflow_utils.probes import fit_probe
+from mapflow_utils.synthetic import COLORS, SCENES, SynthConfig, generate_clip, scene_background
+
+
+def test_no_scene_texture_uses_an_object_colour():
+    for s in SCENES:
+        assert (P.pixel_classes(scene_background(s, 64)[None]) == 0).all(), s
+
+
+def test_a_square_covers_exactly_its_sub_cells():
+    img = scene_background("forest", 64).copy()
+    img[18:30, 36:48] = COLORS["blue"]  # rows 18-29, cols 36-47
+    tg = P.token_targets(img[None])
+    m = tg["mask"][0].reshape(P.GRID * P.GRID, len(P.OBJECT_COLORS), P.SUB, P.SUB)
+    blue = P.OBJECT_COLORS.index("blue")
+    assert m[:, [c for c in range(len(P.OBJECT_COLORS)) if c != blue]].sum() == 0
+    # token (row 1, col 2) holds rows 16-31 / cols 32-47: sub-cell rows 16-19 (2 of 4 px: 18, 19), 20-23, 24-27
+    # full, 28-31 half; columns 32-35 empty, 36-47 full
+    expect = np.outer([0.5, 1, 1, 0.5], [0, 1, 1, 1])
+    np.testing.assert_allclose(m[1 * P.GRID + 2, blue].numpy(), expect)
+    assert float(m[:, blue].sum()) == pytest.approx(12 * 12 / 16)  # every pixel counted once
+    assert int(tg["scene"][0]) == SCENES.index("forest")
+    assert int(P.token_targets(np.zeros((1, 64, 64, 3), np.uint8))["scene"][0]) == P.SCENE_CLASSES.index("black")
+
+
+def test_pooled_features_are_what_the_projector_receives():
+    from transformers import LlamaConfig, LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration
+
+    tower = P.new_tower(P.TowerConfig(hidden=32, layers=1, heads=2), seed=1).eval()
+    text = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                       num_key_value_heads=1, vocab_size=100)
+    cfg = LlavaNextVideoConfig(vision_config=tower.config, text_config=text, vision_feature_layer=-1,
+                               vision_feature_select_strategy="default", spatial_pool_stride=2,
+                               spatial_pool_mode="average", video_token_index=99, image_token_index=98)
+    model = LlavaNextVideoForConditionalGeneration(cfg).eval()
+    model.model.vision_tower.load_state_dict(tower.state_dict())
+    model.model.multi_modal_projector = torch.nn.Identity()
+    frames = P.training_frames(0, 0, clips=1, images=0)
+    with torch.no_grad():
+        px = P.pixels(frames)
+        out = model.model.get_video_features(pixel_values_videos=px[None])
+        out = getattr(out, "pooler_output", out)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        ours = P.pooled_features(tower, px)
+    torch.testing.assert_close(out.reshape(ours.shape), ours)
+
+
+def test_training_frames_depend_only_on_seed_and_step():
+    a, b = P.training_frames(3, 7, 2, 2), P.training_frames(3, 7, 2, 2)
+    assert np.array_equal(a, b) and not np.array_equal(a, P.training_frames(3, 8, 2, 2))
+
+
+def test_count_truth_matches_the_pixels():
+    cfg = SynthConfig()
+    c = generate_clip("object_count", 0, 5, cfg)
+    off = c.meta["content_offset"]
+    assert len(c.meta["squares"]) == 3 + cfg.distractors + 1
+    for sq in c.meta["squares"]:
+        assert len(sq["x"]) == cfg.content
+        for k in (0, cfg.content // 2, cfg.content - 1):
+            x0, y0 = int(round(sq["x"][k])), int(round(sq["y"]))
+            # a pixel well inside the square has its colour (squares never overlap: one lane each)
+            assert tuple(c.frames[off + k, y0 + 5, x0 + 5]) == COLORS[sq["color"]]
+    asked = c.question.split()[2]
+    moving = sum(sq["x"][0] != sq["x"][1] for sq in c.meta["squares"] if sq["color"] == asked)
+    assert str(moving) == c.answer
+
+
+def test_probe_separates_what_is_separable_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    assert fit_probe(x[:2000], y[:2000], x[2000:], y[2000:], 2) > 0.95
+    noise = torch.randint(0, 2, (3000,), generator=g)
+    assert fit_probe(x[:2000], noise[:2000], x[2000:], noise[2000:], 2) < 0.6
