@@ -24,6 +24,15 @@ def setup():
     return video, picked, experiments.paper_window(video.num_layers), models.answer_format(paths.SUBJECT[0])
 
 
+#: Float32 noise in %change (percentage points), measured on these three samples' 11 flows × 30 windows (900
+#: values, |change| up to 99.96): the committed cache (made on another machine) vs a fresh run here differed by at
+#: most 0.0019; the same machine with forwards of 32 rows vs 1 row (other reduction orders) by 0.0015; the cache
+#: vs 1-row forwards by 0.0026 (issue 23 saw 0.0019 on a third x86_64 machine). The tolerance is ~8x the largest
+#: of these and 250x below the smallest %change threshold a rule reads (5 points): a stale cache (an engine
+#: change that kept old numbers) moves values by whole points.
+SWEEP_ATOL = 0.02
+
+
 def _files():
     return set(paths.BOOK_RESULTS.rglob("*.npz"))
 
@@ -37,7 +46,7 @@ def test_cached_sweep_samples_recompute(setup):
     fresh = experiments.knockout_sweep(video, picked, flows, window, fmt, results_dir=None)
     assert cached.tasks == fresh.tasks and len(fresh.tasks) > 0
     for f in flows:
-        np.testing.assert_allclose(cached.change[f], fresh.change[f], atol=1e-3, err_msg=f)
+        np.testing.assert_allclose(cached.change[f], fresh.change[f], atol=SWEEP_ATOL, rtol=0, err_msg=f)
 
 
 def test_cached_accuracy_samples_recompute(setup):
