@@ -164,9 +164,8 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
 def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False,
                    answer_format: P.AnswerFormat = "content") -> dict[str, tuple[int, int]]:
     """Image-QA accuracy on held-out synthetic images (one-frame videos), per question kind."""
-    from .synthetic import image_sample
+    from .synthetic import IMAGE_KINDS as kinds, image_sample
 
-    kinds = ("scene", "color", "position", "count")
     out = {k: [0, 0] for k in kinds}
     for i in progress_bar(range(n), "image QA", progress):
         s = image_sample(seed, i)

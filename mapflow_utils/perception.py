@@ -7,7 +7,7 @@ so per-pixel labels are read from the pixels themselves, with no model in the lo
 pooled patch, 16×16 px, the unit the LLM sees (:data:`GRID` × :data:`GRID` tokens per frame) — the targets are:
 
 * ``mask``: for each object colour, its coverage of each of the token's :data:`SUB` × :data:`SUB` sub-cells
-  (4×4 px each): *what* is in the token and *where inside it* (``[tokens, colours * SUB**2]``);
+  (2×2 px each): *what* is in the token and *where inside it* (``[tokens, colours * SUB**2]``);
 * ``row`` / ``col``: the token's own place in the frame, so a question can find the red square by content and read
   its place from the same token;
 * ``scene``: the background (six scenes, or black for fades).
@@ -40,8 +40,9 @@ from .synthetic import COLORS, SCENES, WHITE, SynthConfig, generate_clip, image_
 
 #: Object colour classes of the per-pixel labels (class 0 is background).
 OBJECT_COLORS: tuple[str, ...] = (*COLORS, "white")
-#: Video tokens per frame side after 2×2 pooling (64 px / 8-px patches / 2) and sub-cells per token side.
-GRID, SUB = 4, 4
+#: Video tokens per frame side after 2×2 pooling (64 px / 8-px patches / 2) and sub-cells per token side (2-px
+#: sub-cells: Object Count's squares move 6 px between sampled frames, 3 px at the half-way change).
+GRID, SUB = 4, 8
 #: Scene classes of a frame: the six scenes, then black (the fades).
 SCENE_CLASSES: tuple[str, ...] = (*SCENES, "black")
 
@@ -104,6 +105,27 @@ def token_targets(frames: np.ndarray) -> dict[str, torch.Tensor]:
     m = m.transpose(0, 1, 3, 5, 2, 4).reshape(n, GRID * GRID, len(OBJECT_COLORS) * SUB * SUB)
     return {"mask": torch.from_numpy(np.ascontiguousarray(m)),
             "scene": torch.from_numpy(scene_classes(frames, cls).astype(np.int64))}
+
+
+def frame_by_frame(frames: np.ndarray) -> str:
+    """A frame-by-frame caption read from the pixels (training data for the LLM, never a question): for each frame,
+    each object colour present and the 3×3 cell of its centroid, e.g. ``"1 black . 2 red west , blue center . …"``
+    (colours in :data:`OBJECT_COLORS` order; white outlines and flashes are left out)."""
+    from .synthetic import CELLS
+
+    cls = pixel_classes(frames)
+    size = frames.shape[1]
+    parts = []
+    for k, c in enumerate(cls):
+        seen = []
+        for i, name in enumerate(OBJECT_COLORS[:-1]):
+            ys, xs = np.nonzero(c == i + 1)
+            if len(ys):
+                cell = int(min(2, ys.mean() * 3 // size) * 3 + min(2, xs.mean() * 3 // size))
+                seen.append(f"{name} {CELLS[cell]}")
+        what = " , ".join(seen) if seen else ("black" if not frames[k].any() else "nothing")
+        parts.append(f"{k + 1} {what} .")
+    return " ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -291,42 +313,53 @@ def token_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthCon
     dom = cover.argmax(1)
     present = cover.max(1).values >= 1 / 16  # at least one sub-cell's worth of an object colour
     content = torch.where(present, dom + 1, torch.zeros_like(dom))
-    # where inside the token the dominant colour is: its coverage-weighted centroid sub-cell
+    # where inside the token the dominant colour is: its coverage-weighted centroid, in 4×4-px cells (16-way)
     w = m[torch.arange(len(f)), dom]  # [tokens, SUB*SUB]
-    yy, xx = torch.arange(SUB).repeat_interleave(SUB).float(), torch.arange(SUB).repeat(SUB).float()
+    cell = 16 / SUB  # px per sub-cell
+    yy = (torch.arange(SUB).repeat_interleave(SUB).float() + 0.5) * cell
+    xx = (torch.arange(SUB).repeat(SUB).float() + 0.5) * cell
     tot = w.sum(1).clamp(min=1e-6)
-    cy, cx = ((w * yy).sum(1) / tot).round().long(), ((w * xx).sum(1) / tot).round().long()
+    cy, cx = ((w * yy).sum(1) / tot // 4).long().clamp(0, 3), ((w * xx).sum(1) / tot // 4).long().clamp(0, 3)
     n_tok = GRID * GRID
-    return {"features": f, "content": content, "present": present, "subcell": cy * SUB + cx,
+    return {"features": f, "content": content, "present": present, "subcell": cy * 4 + cx,
             "row": torch.arange(GRID).repeat_interleave(GRID).repeat(len(frames)),
             "col": torch.arange(GRID).repeat(GRID).repeat(len(frames)),
             "scene": tg["scene"].repeat_interleave(n_tok)}
 
 
 def count_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthConfig()):
-    """Object Count clips: per (clip, asked square, consecutive sampled content frames) whether the square moved,
-    with the pair's features; and per clip the answer with all sampled frames' features and the asked colour."""
-    pair_x, pair_y, clip_x, clip_y = [], [], [], []
+    """Object Count clips, for each asked square (sorted by lane) and each pair of consecutive sampled content
+    frames: the features of the token rows the square's lane overlaps in both frames, with the lane's 4-px row
+    (where to look; the colour is read per token, see ``token_content``), and whether the square moved.
+
+    Returns ``(x [clips * 3 * pairs, d], moved [clips * 3 * pairs], first_half [pairs] bool, answers [clips],
+    clip_x [clips, d'], color [clips])`` where ``clip_x`` is every sampled frame's tokens and the asked colour."""
+    pair_x, moved, clip_x, answers = [], [], [], []
+    first_half = None
     colors = list(COLORS)
     for i in range(n_clips):
         c, frames, idx = clip_frames("object_count", seed, i, cfg)
-        f = _features(tower, frames)  # [T, 16, D]
+        f = _features(tower, frames)  # [T, GRID**2, D]
         content = idx - c.meta["content_offset"]
         inside = [(k, int(j)) for k, j in enumerate(content) if 0 <= j < cfg.content]
+        pairs = list(zip(inside, inside[1:]))
+        first_half = torch.tensor([j1 <= cfg.content // 2 for (_, _), (_, j1) in pairs])
         color = c.question.split()[2]
+        for sq in sorted((s for s in c.meta["squares"] if s["color"] == color), key=lambda s: s["lane"]):
+            px_per_token = cfg.size // GRID
+            r0 = int(sq["y"] // px_per_token)
+            r1 = min(GRID - 1, int((sq["y"] + cfg.obj - 1) // px_per_token))
+            toks = [r * GRID + col for r in (r0, r1) for col in range(GRID)]
+            where = torch.zeros(cfg.size // 4)
+            where[int(sq["y"] // 4)] = 1
+            for (k0, j0), (k1, j1) in pairs:
+                pair_x.append(torch.cat([f[k0, toks].flatten(), f[k1, toks].flatten(), where]))
+                moved.append(int(sq["x"][j0] != sq["x"][j1]))
         onehot = torch.zeros(len(colors))
         onehot[colors.index(color)] = 1
-        for sq in c.meta["squares"]:
-            if sq["color"] != color:
-                continue
-            lane = torch.zeros(5)
-            lane[sq["lane"]] = 1
-            for (k0, j0), (k1, j1) in zip(inside, inside[1:]):
-                pair_x.append(torch.cat([f[k0].flatten(), f[k1].flatten(), lane]))
-                pair_y.append(int(sq["x"][j0] != sq["x"][j1]))
         clip_x.append(torch.cat([f.flatten(), onehot]))
-        clip_y.append(int(c.answer))
-    return (torch.stack(pair_x), torch.tensor(pair_y)), (torch.stack(clip_x), torch.tensor(clip_y))
+        answers.append(int(c.answer))
+    return torch.stack(pair_x), torch.tensor(moved), first_half, torch.tensor(answers), torch.stack(clip_x)
 
 
 def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 1500) -> dict:
@@ -335,8 +368,9 @@ def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 150
     * per token, linear: content (dominant object colour or none, 8-way), where inside the token it sits (sub-cell
       of its centroid, 16-way, tokens with an object), the token's row and column, the scene (7-way);
     * Object Count, MLP (one hidden layer of 256): whether an asked square moved between two consecutive sampled
-      frames (from both frames' tokens and the lane index), and the count answer (from all eight frames' tokens and
-      the asked colour) — the two things the tower must give for the task.
+      frames (from both frames' tokens in the rows its lane overlaps, see :func:`count_probe_data`); the count
+      answer composed from those read-outs (``count_from_movement``) and, with no hint where to look, an MLP on all
+      eight frames' tokens and the asked colour (``count_answer_mlp``).
     """
     t0 = time.perf_counter()
     d = token_probe_data(tower, seed, n_clips)
@@ -347,16 +381,25 @@ def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 150
     rep = {}
     for key, k in (("content", len(OBJECT_COLORS) + 1), ("row", GRID), ("col", GRID), ("scene", len(SCENE_CLASSES))):
         rep[f"token_{key}"] = fit_probe(x[~test], d[key][~test], x[test], d[key][test], k)
+    rep["token_content_majority"] = round(float((d["content"][test] == 0).float().mean()), 4)
     sel = d["present"]
     rep["token_subcell"] = fit_probe(x[~test & sel], d["subcell"][~test & sel], x[test & sel], d["subcell"][test & sel],
-                                SUB * SUB)
-    (px, py), (cx, cy) = count_probe_data(tower, seed + 1, n_count)
-    m = int(len(px) * 0.7)
-    rep["lane_movement"] = fit_probe(px[:m], py[:m], px[m:], py[m:], 2, hidden=256, epochs=40)
-    rep["lane_movement_majority"] = round(max(float(py[m:].float().mean()), 1 - float(py[m:].float().mean())), 4)
-    m = int(len(cx) * 0.7)
-    rep["count_answer"] = fit_probe(cx[:m], cy[:m], cx[m:], cy[m:], 4, hidden=256, epochs=60, weight_decay=1e-3)
-    rep["count_majority"] = round(float(torch.bincount(cy[m:]).max() / len(cy[m:])), 4)
+                                     16)
+    px, py, first, answers, cx = count_probe_data(tower, seed + 1, n_count)
+    per_clip = len(py) // n_count  # 3 squares × pairs
+    m = int(n_count * 0.7)
+    acc, pred = fit_probe(px[:m * per_clip], py[:m * per_clip], px[m * per_clip:], py[m * per_clip:], 2,
+                          hidden=256, epochs=40, predictions=True)
+    rep["lane_movement"] = acc
+    rep["lane_movement_majority"] = round(max(float(py[m * per_clip:].float().mean()),
+                                              1 - float(py[m * per_clip:].float().mean())), 4)
+    # the count answer from those movement read-outs: a square moves at the start if it moved in a pair inside the
+    # first half; the answer is how many of the three do
+    moving = pred.reshape(n_count - m, 3, -1)[:, :, first].any(-1).sum(1)
+    rep["count_from_movement"] = round(float((moving == answers[m:]).float().mean()), 4)
+    rep["count_answer_mlp"] = fit_probe(cx[:m], answers[:m], cx[m:], answers[m:], 4, hidden=256, epochs=60,
+                                        weight_decay=1e-3)
+    rep["count_majority"] = round(float(torch.bincount(answers[m:]).max() / (n_count - m)), 4)
     rep["probe_seconds"] = round(time.perf_counter() - t0, 1)
     return rep
 

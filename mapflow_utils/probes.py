@@ -16,9 +16,10 @@ from torch import nn
 
 def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
               classes: int, hidden: int = 0, epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-4,
-              seed: int = 0) -> float:
+              seed: int = 0, predictions: bool = False):
     """Held-out accuracy of a probe (linear, or one hidden GELU layer of ``hidden`` units) fitted on
-    ``x_train [n, d]`` → ``y_train [n]`` (int64 classes); inputs standardised with the training statistics."""
+    ``x_train [n, d]`` → ``y_train [n]`` (int64 classes); inputs standardised with the training statistics.
+    ``predictions=True`` returns ``(accuracy, predicted classes of x_test)``."""
     torch.manual_seed(seed)
     x_train, x_test = x_train.float(), x_test.float()
     mu, sd = x_train.mean(0), x_train.std(0) + 1e-5
@@ -37,7 +38,9 @@ def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor
             loss.backward()
             opt.step()
     with torch.no_grad():
-        return round(float((net(xte).argmax(1) == y_test).float().mean()), 4)
+        pred = net(xte).argmax(1)
+    acc = round(float((pred == y_test).float().mean()), 4)
+    return (acc, pred) if predictions else acc
 
 
 @torch.no_grad()

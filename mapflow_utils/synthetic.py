@@ -51,6 +51,7 @@ __all__ = [
     "QUESTIONS",
     "generate_clip",
     "image_sample",
+    "IMAGE_KINDS",
     "write_mp4",
     "write_tvbench",
 ]
@@ -478,6 +479,10 @@ def generate_clip(
     return Clip(task=task, frames=np.ascontiguousarray(frames), question=question, candidates=cands,
                 answer=answer, caption=caption(rev), start=start, end=end,
                 meta={"reversed": rev, "content_offset": cfg.lead, **(truth[0] if truth else {})})
+
+
+#: The kinds of :func:`image_sample`'s questions, in the order of its ``qa`` list.
+IMAGE_KINDS: tuple[str, ...] = ("scene", "color", "position", "count")
 
 
 def image_sample(seed: int, index: int, cfg: SynthConfig = SynthConfig()) -> ImageSample:

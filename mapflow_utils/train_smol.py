@@ -43,6 +43,8 @@ from . import paths, smol
 from .prompts import build_prompt
 from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_prompt, pixels
 
+#: The instruction of a frame-by-frame caption (:func:`mapflow_utils.perception.frame_by_frame`).
+CAPTION_FRAMES = "Where is each colour in each frame?"
 STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
 #: Default run folders and the stage each one starts from.
 PREVIOUS = {"smol-mcq": "smol-align", "smol-imagellm": "smol-mcq", "smol-videollm": "smol-imagellm"}
@@ -77,6 +79,7 @@ class SmolStageConfig(StageConfig):
     tasks: tuple[str, ...] = ()  # video QA only on these tasks ("" = the five); captions stay on all five
     adapter_from: str = ""  # a parts folder whose LoRA a stage starts from when its init has none
     probe_task: str = ""  # also fit a last-token probe of this task's answer at each evaluation
+    track_share: float = 0.0  # of video captions: frame-by-frame captions (where each colour is in each frame)
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -118,6 +121,11 @@ class SmolBatches(Batches):
         task = pool[rng.randrange(len(pool))]
         clip = generate_clip(task, self.cfg.seed, index, self.synth)
         idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
+        if caption and rng.random() < self.cfg.track_share:
+            from .perception import frame_by_frame
+
+            frames = clip.frames[idx]
+            return frames, caption_prompt(self.proc, CAPTION_FRAMES), " " + frame_by_frame(frames)
         if caption:
             return clip.frames[idx], caption_prompt(self.proc, CAPTION_VIDEO), " " + clip.caption
         return (clip.frames[idx], *self._qa(rng, clip.question, clip.candidates, clip.answer, task))
@@ -267,8 +275,9 @@ def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
     image questions."""
     if cfg.stage == "smol-mcq":
         return {"text_letter_accuracy": text_letter_accuracy(inner, processor, cfg.eval_n)}
-    rec = {"letter_accuracy": letter_accuracy(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm",
-                                              tasks=cfg.tasks or None)}
+    by = letter_accuracy_by(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm", tasks=cfg.tasks or None)
+    rec = {"letter_accuracy": round(sum(h for h, _ in by.values()) / cfg.eval_n, 4),
+           "by": {g: round(h / k, 4) for g, (h, k) in by.items()}}
     if cfg.probe_task:
         from .probes import last_token_probe
 
@@ -279,28 +288,38 @@ def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
 def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = True, tasks=None) -> float:
     """Held-out letter accuracy during training: ``n`` fresh questions (synthetic seed ``seed``, never the
     evaluation split's), five tasks (or ``tasks``) for the Video-FT, image QA otherwise."""
+    by = letter_accuracy_by(inner, processor, n, seed, video, tasks)
+    return round(sum(h for h, _ in by.values()) / n, 4)
+
+
+def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = True,
+                       tasks=None) -> dict[str, tuple[int, int]]:
+    """``{task or image question kind: (correct, asked)}`` of :func:`letter_accuracy`'s questions (round robin over
+    the tasks, or over the image kinds scene / color / position / count)."""
     from .data import PAPER_TASKS, sample_indices
     from .evaluate import predict
     from .models import adapter_for
-    from .synthetic import SynthConfig, generate_clip, image_sample
+    from .synthetic import IMAGE_KINDS, SynthConfig, generate_clip, image_sample
 
     was = inner.training
     inner.eval()
     ad = adapter_for(inner, processor)
-    cfg, hits = SynthConfig(), 0
+    cfg, by = SynthConfig(), {}
     for i in range(n):
         if video:
             task = (tasks or PAPER_TASKS)[i % len(tasks or PAPER_TASKS)]
             c = generate_clip(task, seed, i, cfg)
             idx = sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)
-            q, cands, a, frames = c.question, c.candidates, c.answer, c.frames[idx]
+            q, cands, a, frames, group = c.question, c.candidates, c.answer, c.frames[idx], task
         else:
             s = image_sample(seed, i, cfg)
             q, cands, a = s.qa[i % len(s.qa)]
-            frames, task = s.image[None], ""
-        hits += predict(ad, q, cands, "letter", frames, task) == list(cands).index(a)
+            frames, task, group = s.image[None], "", IMAGE_KINDS[i % len(s.qa)]
+        hit = int(predict(ad, q, cands, "letter", frames, task) == list(cands).index(a))
+        h, k = by.get(group, (0, 0))
+        by[group] = (h + hit, k + 1)
     inner.train(was)
-    return round(hits / n, 4)
+    return by
 
 
 #: A file in a run folder whose content (an integer) sets the run's torch threads from the next logged step on:
@@ -406,7 +425,7 @@ def main(argv=None) -> int:
     for k, t in (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
                  ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("threads", int),
                  ("tower", str), ("adapter_from", str), ("probe_task", str), ("caption_share", float),
-                 ("image_share", float), ("letter_share", float), ("warmup", int)):
+                 ("image_share", float), ("letter_share", float), ("warmup", int), ("track_share", float)):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
@@ -414,7 +433,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or 1)
     cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
     for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every", "eval_n",
-              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup"):
+              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:

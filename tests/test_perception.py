@@ -22,11 +22,18 @@ def test_a_square_covers_exactly_its_sub_cells():
     m = tg["mask"][0].reshape(P.GRID * P.GRID, len(P.OBJECT_COLORS), P.SUB, P.SUB)
     blue = P.OBJECT_COLORS.index("blue")
     assert m[:, [c for c in range(len(P.OBJECT_COLORS)) if c != blue]].sum() == 0
-    # token (row 1, col 2) holds rows 16-31 / cols 32-47: sub-cell rows 16-19 (2 of 4 px: 18, 19), 20-23, 24-27
-    # full, 28-31 half; columns 32-35 empty, 36-47 full
-    expect = np.outer([0.5, 1, 1, 0.5], [0, 1, 1, 1])
+    # the oracle: count the square's pixels (rows 18-29, cols 36-47) inside each sub-cell of token (row 1, col 2)
+    cell = 64 // (P.GRID * P.SUB)
+    expect = np.zeros((P.SUB, P.SUB))
+    for i in range(P.SUB):
+        for j in range(P.SUB):
+            y0, x0 = 16 + i * cell, 32 + j * cell
+            rows = max(0, min(y0 + cell, 30) - max(y0, 18))
+            cols = max(0, min(x0 + cell, 48) - max(x0, 36))
+            expect[i, j] = rows * cols / cell ** 2
+    assert 0 < expect.sum() < P.SUB ** 2  # partly covered: the test can tell sub-cells apart
     np.testing.assert_allclose(m[1 * P.GRID + 2, blue].numpy(), expect)
-    assert float(m[:, blue].sum()) == pytest.approx(12 * 12 / 16)  # every pixel counted once
+    assert float(m[:, blue].sum()) == pytest.approx(12 * 12 / (64 // (P.GRID * P.SUB)) ** 2)  # every pixel counted once
     assert int(tg["scene"][0]) == SCENES.index("forest")
     assert int(P.token_targets(np.zeros((1, 64, 64, 3), np.uint8))["scene"][0]) == P.SCENE_CLASSES.index("black")
 

@@ -218,6 +218,43 @@ def test_card_reports_what_it_measured(smoke, tmp_path):
     assert f"| all | " in readme and f"{mean:.1f} |" in readme
 
 
+def test_a_pretrained_tower_is_used_and_stays_frozen(tmp_path):
+    """The perception recipe: a tower from ``smol-tower`` goes into ``smol-align`` unchanged, and a stage with
+    ``train_vision=False`` leaves it unchanged while the projector and the LoRA (started from another model's
+    adapter) train; ``tasks`` restricts the video questions (captions stay on every task)."""
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from mapflow_utils import perception as P
+    from mapflow_utils.train_smol import SmolBatches, SmolStageConfig, train_stage
+
+    quiet = dict(log=lambda *_: None)
+    tower = P.train_tower(P.TowerStageConfig(steps=1, clips=1, images=1, log_every=1), tmp_path / "tower", **quiet)
+    small = dict(batch_size=2, eval_n=1, save_every=1, log_every=1, warmup=1)
+    a = train_stage(SmolStageConfig(stage="smol-align", steps=1, tower=str(tower), **small), tmp_path / "a", **quiet)
+    pretrained = P.load_tower(tower).state_dict()
+    va = load_file(str(a / "model" / smol.VISION_FILE))
+    for k, v in pretrained.items():
+        torch.testing.assert_close(va[f"model.vision_tower.{k}"], v, rtol=0, atol=0)
+    cfg = SmolStageConfig(stage="smol-videollm", steps=1, train_vision=False, tasks=("moving_direction",),
+                          adapter_from=str(paths.ROOT / "data/models/smol-imagellm"), **small)
+    c = train_stage(cfg, tmp_path / "c", init=a / "model", **quiet)
+    vc = load_file(str(c / "model" / smol.VISION_FILE))
+    for k, v in pretrained.items():
+        torch.testing.assert_close(vc[f"model.vision_tower.{k}"], v, rtol=0, atol=0)
+    proj = [k for k in va if "multi_modal_projector" in k]
+    assert proj and any(not torch.equal(va[k], vc[k]) for k in proj), "the projector did not train"
+    assert json.loads((c / "train.json").read_text())["trainable_parameters"] > sum(va[k].numel() for k in proj)
+    batches = SmolBatches(fresh().processor, replace(cfg, batch_size=8), smol.tokens_per_frame())
+    tok = fresh().processor.tokenizer
+    texts = [tok.decode(row) for step in range(6) if batches.kind(step) == "video"
+             for row in batches.batch(step)["input_ids"]]
+    questions = [t for t in texts if "Describe the video" not in t]
+    assert questions and all("Which direction does the" in t for t in questions)
+    assert len(questions) < len(texts), "captions are kept"
+
+
 def test_digit_answers_are_scored_after_the_shared_space():
     """SmolLM2 writes ' 2' as ' ' + '2': in the content format the space goes to the prefix and the digit is
     scored (without it every count answer would share its first token)."""
