@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import warnings
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +23,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+#: A temporary file of a result older than this (seconds) is a write that was killed (a write takes milliseconds,
+#: after the computation): it is removed when the result is computed again.
+ORPHAN_SECONDS = 60
 #: Bump when a change of the engine or of an experiment changes its results: every cached result then misses.
 RESULTS_VERSION = 2
 
@@ -136,9 +142,18 @@ class ResultCache:
             return compute()
         path = self._path(sample)
         if path.exists():
-            STATS["cached"] += 1
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    stored = {k: z[k] for k in z.files}
+                STATS["cached"] += 1
+                return stored
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:  # truncated or garbage
+                warnings.warn(f"{path}: unreadable cached result ({type(e).__name__}: {str(e)[:80]}); it is "
+                              "recomputed and replaced", stacklevel=2)
+                path.unlink(missing_ok=True)
+        for left in path.parent.glob(path.name + ".*.tmp") if path.parent.is_dir() else ():
+            if time.time() - left.stat().st_mtime > ORPHAN_SECONDS:  # a write killed midway
+                left.unlink(missing_ok=True)
         STATS["computed"] += 1
         result = compute()
         path.parent.mkdir(parents=True, exist_ok=True)

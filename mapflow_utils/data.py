@@ -31,6 +31,7 @@ The paper (Map the Flow, Table 1) uses the five in the left column (:data:`PAPER
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import warnings
@@ -210,8 +211,16 @@ def _check_record(rec: Any, where: str) -> None:
         raise DataError(f"{where}: answer {rec['answer']!r} is not among candidates {cands!r}. "
                         "Fix the answer (it must equal one candidate string exactly) or remove the record.")
     for key in ("start", "end"):
-        if key in rec and rec[key] is not None and not isinstance(rec[key], (int, float)):
-            raise DataError(f"{where}: '{key}' must be a number of seconds, got {rec[key]!r}.")
+        v = rec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v < 0):
+            raise DataError(f"{where}: '{key}' must be a finite number of seconds >= 0, got {v!r}. Fix the record "
+                            "or drop the field (the whole video is then used).")
+    video = rec["video"]
+    if not video or Path(video).is_absolute() or ".." in Path(video).parts:
+        raise DataError(f"{where}: 'video' must be a file name inside the task's video folder, got {video!r} "
+                        "(absolute paths and '..' are refused: the data folder is the only place videos are read "
+                        "from). Move the file into video/<task>/ and name it relative to that folder.")
     if rec.get("start") is not None and rec.get("end") is not None and rec["end"] <= rec["start"]:
         raise DataError(f"{where}: end ({rec['end']}) must be after start ({rec['start']}).")
 
@@ -219,6 +228,9 @@ def _check_record(rec: Any, where: str) -> None:
 def _read_json(path: Path) -> list:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}). Re-save it as "
+                        "UTF-8 (e.g. iconv -f latin1 -t utf-8) or re-download it.") from e
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}). "
                         "Re-download or fix the file.") from e
@@ -236,6 +248,7 @@ def load_tvbench(
     seed: int = 0,
     on_error: Literal["raise", "skip"] = "raise",
     verify_videos: bool = False,
+    num_frames: int = 8,
 ) -> QADataset:
     """Load TVBench-format questions from ``root``.
 
@@ -246,8 +259,11 @@ def load_tvbench(
         seed: seed of that subset.
         on_error: ``"raise"`` (default) stops at the first bad record or video with a :class:`DataError`;
             ``"skip"`` keeps the good records, lists the bad ones in ``QADataset.problems`` and warns once.
-            Unknown or empty tasks and unreadable json files always raise.
-        verify_videos: also open every video with the decoder (slower); by default only existence is checked.
+            Unknown or empty tasks always raise; an unreadable json file (not UTF-8, not JSON) leaves its task out
+            with ``"skip"``.
+        verify_videos: also open every video with the decoder (slower) and check that its ``start``/``end``
+            window holds ``num_frames`` frames; by default only existence is checked (those errors then surface
+            when the video is read, and a chapter leaves the question out and lists it).
 
     Returns:
         A :class:`QADataset`.
@@ -266,7 +282,13 @@ def load_tvbench(
         path = root / "json" / f"{task}.json"
         if not path.is_file():
             raise DataError(f"Unknown task {task!r}: there is no {path}. Available here: {', '.join(available)}.")
-        records = _read_json(path)
+        try:
+            records = _read_json(path)
+        except DataError as e:
+            if on_error == "raise" or "no records" in str(e):
+                raise
+            problems.append(f"task {task} left out: {e}")
+            continue
         order = list(range(len(records)))
         if n_per_task is not None and n_per_task < len(records):
             order = sorted(random.Random(f"{seed}/{task}").sample(order, n_per_task))
@@ -276,6 +298,9 @@ def load_tvbench(
             try:
                 _check_record(rec, where)
                 video = root / "video" / task / rec["video"]
+                if not video.resolve().is_relative_to((root / "video" / task).resolve()):
+                    raise DataError(f"{where}: video {rec['video']!r} resolves outside {root / 'video' / task} "
+                                    "(a link out of the data folder). Copy the file into that folder.")
                 if not video.is_file():
                     hint = (" Action Antonym videos (NTU RGB+D) are not on the hub: request them from the NTU ROSE "
                             "lab." if task == "action_antonym" else "")
@@ -283,7 +308,8 @@ def load_tvbench(
                                      f"{root / 'video' / task}/ or fix the record's 'video'.{hint}")
                 if verify_videos:
                     try:
-                        _open_video(video)
+                        n, fps = _length(video)
+                        _indices(video, n, num_frames, fps, rec.get("start"), rec.get("end"))
                     except VideoError as e:
                         raise VideoError(f"{where}: {e}") from e
             except DataError as e:
@@ -314,12 +340,19 @@ def sample_indices(
 
     The window is ``[round(start*fps), round(end*fps))`` clipped to ``[0, n_frames)`` (the whole video when
     ``start``/``end`` are None); it is cut into ``num_segments`` equal segments and the middle frame of each is
-    taken (the MVBench/TVBench protocol). Returns int64 ``[num_segments]``.
+    taken (the MVBench/TVBench protocol). Returns int64 ``[num_segments]``. Raises :class:`VideoError` when the
+    window holds no frame or fewer than ``num_segments`` (a window outside the clip is never silently widened, and
+    a too-short clip never repeats frames).
     """
     lo = 0 if start is None else max(0, int(round(start * fps)))
     hi = n_frames if end is None else min(n_frames, int(round(end * fps)))
     if hi <= lo:
-        lo, hi = 0, n_frames  # a window outside the video: fall back to the whole video
+        raise VideoError(f"the window start={start} s, end={end} s holds no frame of a video of {n_frames} frames "
+                         f"at {fps:g} fps ({n_frames / fps:.2f} s). Fix the record's start/end.")
+    if hi - lo < num_segments:
+        raise VideoError(f"{hi - lo} frame(s) in the window (start={start}, end={end}) of a {n_frames}-frame video, "
+                         f"fewer than the {num_segments} frames asked: frames would repeat. Use a longer clip or "
+                         "fewer frames (num_frames).")
     seg = (hi - lo) / num_segments
     idx = lo + np.floor(seg * (np.arange(num_segments) + 0.5)).astype(np.int64)
     return np.clip(idx, lo, hi - 1)
@@ -355,6 +388,19 @@ def _open_video(path: Path):
                          "load_tvbench(..., on_error='skip', verify_videos=True) leaves such files out up front.") from e
 
 
+def _length(path: Path) -> tuple[int, float]:
+    """``(frames, fps)`` of a video (decord's index, or PyAV's decoded frames)."""
+    vr = _open_video(path)
+    if _decord() is not None:
+        return len(vr), float(vr.get_avg_fps())
+    with vr as container:
+        stream = container.streams.video[0]
+        try:
+            return sum(1 for _ in container.decode(stream)), float(stream.average_rate or 1)
+        except Exception as e:  # av.error.FFmpegError and friends
+            raise VideoError(f"cannot decode video {path} ({e}). Re-download or re-extract it.") from e
+
+
 def read_frames(
     path: str | Path,
     num_frames: int = 8,
@@ -374,7 +420,7 @@ def read_frames(
         if decord is None:
             raise VideoError("backend='decord' but decord is not installed; pip install decord or use 'pyav'.")
         vr = _open_video(path)
-        idx = sample_indices(len(vr), num_frames, vr.get_avg_fps(), start, end)
+        idx = _indices(path, len(vr), num_frames, vr.get_avg_fps(), start, end)
         try:
             return vr.get_batch(idx.tolist()).asnumpy()
         except (RuntimeError, decord.DECORDError) as e:
@@ -393,5 +439,13 @@ def read_frames(
                          "load_tvbench(..., on_error='skip', verify_videos=True) leaves such files out up front.") from e
     if not frames:
         raise VideoError(f"video {path} has no frames. Re-download or re-extract it.")
-    idx = sample_indices(len(frames), num_frames, fps, start, end)
+    idx = _indices(path, len(frames), num_frames, fps, start, end)
     return np.stack([frames[i] for i in idx])
+
+
+def _indices(path: Path, *args) -> np.ndarray:
+    """:func:`sample_indices` with the video's path in its error."""
+    try:
+        return sample_indices(*args)
+    except VideoError as e:
+        raise VideoError(f"{path}: {e}") from None

@@ -41,8 +41,12 @@ def test_sample_indices_are_segment_midpoints():
     # start/end in seconds at 8 fps: frames 8..23
     assert sample_indices(32, 8, fps=8, start=1.0, end=3.0).tolist() == [9, 11, 13, 15, 17, 19, 21, 23]
     assert sample_indices(10, 4).tolist() == [1, 3, 6, 8]
-    # a window beyond the video falls back to the whole video instead of returning nothing
-    assert sample_indices(16, 8, fps=8, start=5.0, end=6.0).tolist() == sample_indices(16, 8).tolist()
+    # a window beyond the video is an error naming the window and the video's length, never the whole video
+    with pytest.raises(VideoError, match=r"start=5.0 s, end=6.0 s holds no frame of a video of 16 frames at 8 fps"):
+        sample_indices(16, 8, fps=8, start=5.0, end=6.0)
+    # fewer frames than asked would repeat frames
+    with pytest.raises(VideoError, match="1 frame.* fewer than the 8 frames asked"):
+        sample_indices(1, 8)
 
 
 def test_start_end_are_honoured(synth_root):
@@ -110,7 +114,12 @@ def test_invalid_json(synth_root, tmp_path):
     (lambda r: r.update(question=3), r"record 1: field 'question' must be str, got int"),
     (lambda r: r.update(answer="sideways"), r"record 1: answer 'sideways' is not among candidates"),
     (lambda r: r.update(candidates=["up"], answer="up"), r"record 1: 'candidates' must list at least two"),
-    (lambda r: r.update(start="soon"), r"record 1: 'start' must be a number of seconds"),
+    (lambda r: r.update(start="soon"), r"record 1: 'start' must be a finite number of seconds"),
+    (lambda r: r.update(start=float("nan")), r"record 1: 'start' must be a finite number of seconds >= 0, got nan"),
+    (lambda r: r.update(end=-2), r"record 1: 'end' must be a finite number of seconds >= 0"),
+    (lambda r: r.update(video="../action_antonym/action_antonym_0000.mp4"), r"record 1: 'video' must be a file name "
+     r"inside the task's video folder.*'\.\.' are refused"),
+    (lambda r: r.update(video="/etc/hostname"), r"record 1: 'video' must be a file name inside"),
 ])
 def test_malformed_records_raise_then_skip(synth_root, tmp_path, mutate, message):
     root = copy_root(synth_root, tmp_path / "r")
@@ -122,6 +131,49 @@ def test_malformed_records_raise_then_skip(synth_root, tmp_path, mutate, message
     assert [s.index for s in ds] == [0, 2, 3]
     assert len(ds.problems) == 1 and "record 1" in ds.problems[0]
     assert "skipped 1" in ds.summary()
+
+
+def test_not_utf8_names_the_file_and_skip_leaves_the_task_out(synth_root, tmp_path):
+    root = copy_root(synth_root, tmp_path / "r")
+    path = _json(root, "object_count")
+    path.write_bytes(path.read_bytes().replace(b"How many", "Wie viele \u00e4".encode("latin-1")))
+    with pytest.raises(DataError, match=r"object_count.json is not UTF-8 text \(byte 0xe4 at offset \d+\)\. Re-save"):
+        load_tvbench(root, tasks=["object_count", "scene_transition"])
+    with pytest.warns(UserWarning, match="skipped 1"):
+        ds = load_tvbench(root, tasks=["object_count", "scene_transition"], on_error="skip")
+    assert set(ds.by_task()) == {"scene_transition"}
+    assert "task object_count left out" in ds.problems[0] and "not UTF-8" in ds.problems[0]
+
+
+def test_a_link_out_of_the_data_folder_is_refused(synth_root, tmp_path):
+    root = copy_root(synth_root, tmp_path / "r")
+    outside = tmp_path / "elsewhere.mp4"
+    shutil.copy(root / "video" / "object_count" / "object_count_0001.mp4", outside)
+    link = root / "video" / "object_count" / "object_count_0001.mp4"
+    link.unlink()
+    link.symlink_to(outside)
+    with pytest.raises(DataError, match=r"record 1: video 'object_count_0001.mp4' resolves outside"):
+        load_tvbench(root, tasks=["object_count"])
+
+
+def test_a_window_outside_the_clip_or_too_few_frames(synth_root, tmp_path):
+    root = copy_root(synth_root, tmp_path / "r")
+    _edit(root, "moving_direction", lambda recs: recs[2].update(start=30.0, end=31.0))
+    ds = load_tvbench(root, tasks=["moving_direction"])  # existence only: loads
+    with pytest.raises(VideoError, match=r"moving_direction_0002.mp4: the window start=30.0 s, end=31.0 s holds no "
+                                         r"frame of a video of 16 frames"):
+        ds[2].frames()
+    with pytest.raises(VideoError, match="record 2: .*holds no frame"):
+        load_tvbench(root, tasks=["moving_direction"], verify_videos=True)
+    # a one-frame video: no longer eight copies of one frame
+    from mapflow_utils.synthetic import generate_clip, write_mp4
+
+    write_mp4(root / "video" / "object_count" / "object_count_0003.mp4", generate_clip("object_count", 0, 0).frames[5:6], 8)
+    with pytest.raises(VideoError, match=r"object_count_0003.mp4: 1 frame\(s\) in the window .* fewer than the 8"):
+        load_tvbench(root, tasks=["object_count"])[3].frames()
+    with pytest.warns(UserWarning):
+        ok = load_tvbench(root, tasks=["object_count"], verify_videos=True, on_error="skip")
+    assert [s.index for s in ok] == [0, 1, 2] and "fewer than the 8" in ok.problems[0]
 
 
 def test_missing_video(synth_root, tmp_path):

@@ -165,6 +165,33 @@ def test_sweep_results_are_cached_and_resumed(tmp_path, monkeypatch, tiny_adapte
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("damage", [b"", b"garbage" * 9, "truncated"])
+def test_an_unreadable_cached_result_is_recomputed(tmp_path, monkeypatch, tiny_adapter, damage):
+    import os
+
+    from mapflow_utils import experiments as E
+
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=1)[:2]
+    first = E.knockout_sweep(tiny_adapter, ds, ["cross-frame"], 3, only_correct=False, results_dir=tmp_path)
+    bad = sorted(tmp_path.rglob("*.npz"))[0]
+    bad.write_bytes(bad.read_bytes()[:40] if damage == "truncated" else damage)
+    orphan = bad.with_name(bad.name + ".999999.tmp")  # a write killed midway, long ago
+    orphan.write_bytes(b"half a file")
+    os.utime(orphan, (0, 0))
+    fresh = bad.with_name(bad.name + ".888888.tmp")  # another process writing right now: left alone
+    fresh.write_bytes(b"being written")
+    calls = []
+    real = E.run_sweep
+    monkeypatch.setattr(E, "run_sweep", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.warns(UserWarning, match=rf"{bad.name}: unreadable cached result .* recomputed and replaced"):
+        again = E.knockout_sweep(tiny_adapter, ds, ["cross-frame"], 3, only_correct=False, results_dir=tmp_path)
+    assert len(calls) == 1  # only the damaged sample
+    assert np.allclose(first.change["cross-frame"], again.change["cross-frame"])
+    assert not orphan.exists() and fresh.exists()
+    with np.load(bad) as z:  # replaced by a good file
+        assert "change" in z.files
+
+
 def test_generation_under_knockout_starts_with_the_engines_argmax():
     from mapflow_utils import experiments as E
 
