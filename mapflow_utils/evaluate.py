@@ -73,7 +73,8 @@ class NoCorrectAnswers(RuntimeError):
 
 
 def guarded(sample: QASample, compute, skipped: list[str]):
-    """``compute()`` for one question; a video that cannot be decoded in the middle of a run is recorded in
+    """``compute()`` for one question; a video that cannot be decoded (or lacks the record's start/end window or
+    enough frames) in the middle of a run is recorded in
     ``skipped`` (the file and the fix) and gives ``None`` instead of stopping the run (nothing computed is lost)."""
     try:
         return compute()
@@ -85,7 +86,8 @@ def guarded(sample: QASample, compute, skipped: list[str]):
 def report_skipped(skipped: list[str], what: str) -> None:
     """Warn once, at the end of a run, with every question left out because its video could not be decoded."""
     if skipped:
-        warnings.warn(f"{what}: left out {len(skipped)} question(s) whose video cannot be decoded; every other "
+        warnings.warn(f"{what}: left out {len(skipped)} question(s) whose video cannot be used (undecodable, or "
+                      "without the record's start/end window or enough frames); every other "
                       "result is kept. Fix or remove these files, or set the chapter's verify_videos parameter "
                       "(load_tvbench(..., verify_videos=True)) to leave them out up front:\n" + "\n".join(skipped),
                       stacklevel=3)
