@@ -80,6 +80,7 @@ class SmolStageConfig(StageConfig):
     adapter_from: str = ""  # a parts folder whose LoRA a stage starts from when its init has none
     probe_task: str = ""  # also fit a last-token probe of this task's answer at each evaluation
     track_share: float = 0.0  # of video captions: frame-by-frame captions (where each colour is in each frame)
+    eval_format: str = "letter"  # the held-out accuracy's answer format ("content": answer words)
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -275,8 +276,9 @@ def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
     image questions."""
     if cfg.stage == "smol-mcq":
         return {"text_letter_accuracy": text_letter_accuracy(inner, processor, cfg.eval_n)}
-    by = letter_accuracy_by(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm", tasks=cfg.tasks or None)
-    rec = {"letter_accuracy": round(sum(h for h, _ in by.values()) / cfg.eval_n, 4),
+    by = letter_accuracy_by(inner, processor, cfg.eval_n, video=cfg.stage == "smol-videollm", tasks=cfg.tasks or None,
+                            answer_format=cfg.eval_format)
+    rec = {f"{cfg.eval_format}_accuracy": round(sum(h for h, _ in by.values()) / cfg.eval_n, 4),
            "by": {g: round(h / k, 4) for g, (h, k) in by.items()}}
     if cfg.probe_task:
         from .probes import last_token_probe
@@ -292,10 +294,10 @@ def letter_accuracy(inner, processor, n: int, seed: int = 999, video: bool = Tru
     return round(sum(h for h, _ in by.values()) / n, 4)
 
 
-def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = True,
-                       tasks=None) -> dict[str, tuple[int, int]]:
+def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = True, tasks=None,
+                       answer_format: str = "letter") -> dict[str, tuple[int, int]]:
     """``{task or image question kind: (correct, asked)}`` of :func:`letter_accuracy`'s questions (round robin over
-    the tasks, or over the image kinds scene / color / position / count)."""
+    the tasks, or over the image kinds scene / color / position / count), in ``answer_format``."""
     from .data import PAPER_TASKS, sample_indices
     from .evaluate import predict
     from .models import adapter_for
@@ -315,7 +317,7 @@ def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = 
             s = image_sample(seed, i, cfg)
             q, cands, a = s.qa[i % len(s.qa)]
             frames, task, group = s.image[None], "", IMAGE_KINDS[i % len(s.qa)]
-        hit = int(predict(ad, q, cands, "letter", frames, task) == list(cands).index(a))
+        hit = int(predict(ad, q, cands, answer_format, frames, task) == list(cands).index(a))
         h, k = by.get(group, (0, 0))
         by[group] = (h + hit, k + 1)
     inner.train(was)
@@ -425,7 +427,8 @@ def main(argv=None) -> int:
     for k, t in (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
                  ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("threads", int),
                  ("tower", str), ("adapter_from", str), ("probe_task", str), ("caption_share", float),
-                 ("image_share", float), ("letter_share", float), ("warmup", int), ("track_share", float)):
+                 ("image_share", float), ("letter_share", float), ("warmup", int), ("track_share", float),
+                 ("eval_format", str)):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
@@ -433,7 +436,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or 1)
     cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
     for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every", "eval_n",
-              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share"):
+              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share", "eval_format"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:
