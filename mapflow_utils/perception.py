@@ -447,7 +447,9 @@ def ship(run: str | Path, out: str | Path) -> Path:
         "video token (2×2-pooled patch, what the projector receives), each object colour's coverage of every "
         f"{16 // SUB}-px sub-cell, the token's row and column, and the scene.\n\n"
         f"Trained {meta['steps_done']} steps in {meta['wall_minutes']} min on one CPU thread "
-        f"(`mapflow train smol-tower --seed {meta['config']['seed']}`).\n\n"
+        f"(`mapflow train smol-tower --seed {meta['config']['seed']} --steps {meta['config']['steps']} "
+        f"--minutes {meta['config']['minutes']:g} --probe`; the cosine schedule spans the steps, the minutes stop "
+        "it earlier).\n\n"
         "## Held-out probes (frozen features, clips of another seed, 70/30 by clip)\n\n"
         "| probe | accuracy % | baseline % | target % | |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     return out
