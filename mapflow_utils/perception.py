@@ -36,6 +36,8 @@ from torch import nn
 
 from .data import PAPER_TASKS, sample_indices
 from .probes import fit_probe
+from .smol import TOWER_FILE
+from .train import pixels
 from .synthetic import COLORS, SCENES, WHITE, SynthConfig, generate_clip, image_sample, scene_background
 
 #: Object colour classes of the per-pixel labels (class 0 is background).
@@ -198,12 +200,6 @@ def training_frames(seed: int, step: int, clips: int, images: int, cfg: SynthCon
     return np.concatenate(out)
 
 
-def pixels(frames: np.ndarray) -> torch.Tensor:
-    from .train import pixels as _px
-
-    return _px(frames)
-
-
 # ---------------------------------------------------------------------------------------- training
 
 
@@ -225,7 +221,7 @@ class TowerStageConfig:
 
 def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
     """Train the tower with :class:`PerceptionHeads` into ``out`` (resumable from ``out/checkpoint.pt``); writes
-    ``out/tower.safetensors`` (the ``CLIPVisionModel.vision_model`` weights), ``out/heads.safetensors``,
+    ``out/tower.safetensors`` with its ``config.json`` (a ``CLIPVisionModel``), ``out/heads.safetensors``,
     ``out/log.jsonl`` and ``out/train.json``."""
     from safetensors.torch import save_file
 
@@ -278,7 +274,8 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
         if step % cfg.save_every == 0:
             save()
     save()
-    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(out / "tower.safetensors"))
+    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(out / TOWER_FILE))
+    tower.config.save_pretrained(out)  # config.json: smol.new_model builds the VideoLLM's tower from it
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, str(out / "heads.safetensors"))
     meta = {"config": asdict(cfg), "steps_done": step, "wall_minutes": round((time.perf_counter() - t0) / 60, 1),
             "parameters": sum(p.numel() for p in tower.parameters())}
@@ -287,11 +284,13 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
     return out
 
 
-def load_tower(folder: str | Path, cfg: TowerConfig = TowerConfig()):
+def load_tower(folder: str | Path):
+    """The ``CLIPVisionModel`` of a ``smol-tower`` run or its shipped parts (``config.json`` + ``tower.safetensors``)."""
     from safetensors.torch import load_file
+    from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    tower = new_tower(cfg)
-    tower.load_state_dict(load_file(str(Path(folder) / "tower.safetensors")))
+    tower = CLIPVisionModel(CLIPVisionConfig.from_pretrained(folder))
+    tower.load_state_dict(load_file(str(Path(folder) / TOWER_FILE)))
     return tower.eval()
 
 
@@ -427,7 +426,7 @@ def ship(run: str | Path, out: str | Path) -> Path:
 
     run, out = Path(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("tower.safetensors", "heads.safetensors", "probes.json", "train.json", "log.jsonl"):
+    for name in (TOWER_FILE, "config.json", "heads.safetensors", "probes.json", "train.json", "log.jsonl"):
         shutil.copy2(run / name, out / name)
     probes = json.loads((run / "probes.json").read_text())
     meta = json.loads((run / "train.json").read_text())
@@ -477,7 +476,7 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else paths.ROOT / "runs" / "train" / f"smol-tower-s{args.seed}"
     train_tower(cfg, out)
     if args.probe:
-        rep = probe_report(load_tower(out, cfg.tower))
+        rep = probe_report(load_tower(out))
         (out / "probes.json").write_text(json.dumps(rep, indent=1) + "\n")
         print(json.dumps(rep))
     return 0

@@ -56,6 +56,8 @@ LETTER_PREFIX = "Best option:\n("
 VISION = TinyConfig()
 POOL_STRIDE = 2
 PARTS_FILE = "mapflow_parts.json"
+#: A perception-pretrained tower's weights (:mod:`mapflow_utils.perception` writes them with a ``config.json``).
+TOWER_FILE = "tower.safetensors"
 VISION_FILE = "vision.safetensors"
 ADAPTER_DIR = "adapter"
 #: LoRA on every attention and MLP projection of the text model (not the vision tower's).
@@ -142,13 +144,14 @@ def new_model(base: str | None = None, vision_from: str | Path | None = None, se
     tok = build_tokenizer(base)
     processor = build_processor(tok, VISION, chat_template=CHAT_TEMPLATE)
     torch.manual_seed(seed)
-    if vision_from is not None and (Path(vision_from) / "tower.safetensors").is_file():
-        from . import perception
+    if vision_from is not None and (Path(vision_from) / TOWER_FILE).is_file():  # a pretrained tower's parts
+        from safetensors.torch import load_file
+        from transformers import CLIPVisionConfig
 
-        tower = perception.load_tower(vision_from)
-        model = LlavaNextVideoForConditionalGeneration(build_config(tok, base, vision=tower.config))
+        vision = CLIPVisionConfig.from_pretrained(vision_from)
+        model = LlavaNextVideoForConditionalGeneration(build_config(tok, base, vision=vision))
         _load_base_text(model, base)
-        model.model.vision_tower.load_state_dict(tower.state_dict())
+        model.model.vision_tower.load_state_dict(load_file(str(Path(vision_from) / TOWER_FILE)))
         model.eval()
         return model, processor
     model = LlavaNextVideoForConditionalGeneration(build_config(tok, base))
