@@ -67,10 +67,12 @@ def last_token_states(model, processor, task: str, n: int, seed: int, answer_for
     return torch.stack(states), answers
 
 
-def last_token_probe(model, processor, task: str, n: int = 120, seed: int = 31337) -> dict:
+def last_token_probe(model, processor, task: str, n: int = 120, seed: int = 31337,
+                     answer_format: str = "letter") -> dict:
     """A linear probe of ``task``'s answer (the option's text, not its letter) from the last prompt position at
-    every layer, 70/30 by question: ``{"best": accuracy, "layer": index (0 = embeddings), "majority": …}``."""
-    states, answers = last_token_states(model, processor, task, n, seed)
+    every layer, 70/30 by question, prompts in ``answer_format``: ``{"best": accuracy, "layer": index (0 =
+    embeddings), "majority": …}``."""
+    states, answers = last_token_states(model, processor, task, n, seed, answer_format)
     names = sorted(set(answers))
     y = torch.tensor([names.index(a) for a in answers])
     m = int(n * 0.7)

@@ -88,3 +88,29 @@ def test_probe_separates_what_is_separable_and_not_noise():
     assert fit_probe(x[:2000], y[:2000], x[2000:], y[2000:], 2) > 0.95
     noise = torch.randint(0, 2, (3000,), generator=g)
     assert fit_probe(x[:2000], noise[:2000], x[2000:], noise[2000:], 2) < 0.6
+
+
+def test_frame_by_frame_caption_reads_colour_and_cell_from_the_pixels():
+    bg = scene_background("beach", 64)
+    a, b = bg.copy(), bg.copy()
+    a[2:14, 2:14] = COLORS["red"]  # centre (7.5, 7.5): northwest
+    b[40:52, 22:34] = COLORS["red"]  # centre (45.5, 27.5): south
+    b[20:32, 44:56] = COLORS["blue"]  # centre (25.5, 49.5): east
+    frames = np.stack([np.zeros_like(a), a, b, bg])
+    assert P.frame_by_frame(frames) == "1 black . 2 red northwest . 3 red south , blue east . 4 nothing ."
+
+
+def test_last_token_probe_finds_what_a_trained_model_carries():
+    """The shipped from-scratch tiny Video-FT answers Moving Direction by content well above chance: a linear probe
+    of the answer at its last position must beat the majority class; the same probe on the ImageLLM (never trained
+    on time) must not do as well."""
+    from mapflow_utils import models, paths
+    from mapflow_utils.probes import last_token_probe
+
+    def probe(path):
+        model, processor, _ = models.load(path)
+        return last_token_probe(model, processor, "moving_direction", n=100, answer_format=models.answer_format(path))
+
+    video = probe(paths.VIDEO_MODEL)
+    assert video["best"] >= video["majority"] + 0.2, video
+    assert probe(paths.IMAGE_MODEL)["best"] < video["best"], video
