@@ -37,6 +37,7 @@ from torch import nn
 from .data import PAPER_TASKS, sample_indices
 from .probes import fit_probe
 from .smol import TOWER_FILE
+from .tiny import clip_vision_config
 from .train import pixels
 from .synthetic import COLORS, SCENES, WHITE, SynthConfig, generate_clip, image_sample, scene_background
 
@@ -60,11 +61,7 @@ class TowerConfig:
     heads: int = 4
 
     def clip_config(self):
-        from transformers import CLIPVisionConfig
-
-        return CLIPVisionConfig(image_size=self.image_size, patch_size=self.patch_size, hidden_size=self.hidden,
-                                intermediate_size=self.hidden * 4, num_hidden_layers=self.layers,
-                                num_attention_heads=self.heads, projection_dim=self.hidden)
+        return clip_vision_config(self.image_size, self.patch_size, self.hidden, self.layers, self.heads)
 
 
 # ------------------------------------------------------------------------------------------ labels

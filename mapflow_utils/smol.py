@@ -30,7 +30,7 @@ import torch
 
 from . import backbone, paths
 from .prompts import LETTER_PREFIX_KEY
-from .tiny import TinyConfig, build_processor
+from .tiny import TinyConfig, build_processor, clip_vision_config
 
 #: ChatML as SmolLM2 writes it, with typed contents: ``<video>``/``<image>`` placeholders first in the user turn.
 CHAT_TEMPLATE = (
@@ -85,15 +85,13 @@ def build_tokenizer(base: str | None = None):
 def build_config(tokenizer, base: str | None = None, vision=None):
     """The ``LlavaNextVideoConfig``: a CLIP vision tower (``vision``, a ``CLIPVisionConfig``; default the tiny
     ImageLLM's sizes), SmolLM2's text config with the two added tokens."""
-    from transformers import AutoConfig, CLIPVisionConfig, LlavaNextVideoConfig
+    from transformers import AutoConfig, LlavaNextVideoConfig
 
     text = AutoConfig.from_pretrained(backbone.base_folder(base))
     text.vocab_size = len(tokenizer)
     v = VISION
     if vision is None:
-        vision = CLIPVisionConfig(image_size=v.image_size, patch_size=v.patch_size, hidden_size=v.vision_hidden,
-                                  intermediate_size=v.vision_hidden * 4, num_hidden_layers=v.vision_layers,
-                                  num_attention_heads=v.vision_heads, projection_dim=v.vision_hidden)
+        vision = clip_vision_config(v.image_size, v.patch_size, v.vision_hidden, v.vision_layers, v.vision_heads)
     return LlavaNextVideoConfig(
         vision_config=vision, text_config=text,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),

@@ -125,13 +125,21 @@ def build_processor(tokenizer, cfg: TinyConfig = TinyConfig(), chat_template: st
                                    vision_feature_select_strategy="default", num_additional_image_tokens=1)
 
 
+def clip_vision_config(image_size: int, patch_size: int, hidden: int, layers: int, heads: int):
+    """The embedded models' CLIP vision tower config (MLP 4× wide, projection = hidden): the one definition used by
+    the tiny models, the SmolLM2 VideoLLM and the perception-pretrained tower."""
+    from transformers import CLIPVisionConfig
+
+    return CLIPVisionConfig(image_size=image_size, patch_size=patch_size, hidden_size=hidden,
+                            intermediate_size=hidden * 4, num_hidden_layers=layers, num_attention_heads=heads,
+                            projection_dim=hidden)
+
+
 def build_config(tokenizer, cfg: TinyConfig = TinyConfig()):
     """A ``LlavaNextVideoConfig`` of the tiny architecture for ``tokenizer``."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaNextVideoConfig
+    from transformers import LlamaConfig, LlavaNextVideoConfig
 
-    vision = CLIPVisionConfig(image_size=cfg.image_size, patch_size=cfg.patch_size, hidden_size=cfg.vision_hidden,
-                              intermediate_size=cfg.vision_hidden * 4, num_hidden_layers=cfg.vision_layers,
-                              num_attention_heads=cfg.vision_heads, projection_dim=cfg.vision_hidden)
+    vision = clip_vision_config(cfg.image_size, cfg.patch_size, cfg.vision_hidden, cfg.vision_layers, cfg.vision_heads)
     text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
                        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads,
                        num_key_value_heads=cfg.kv_heads, max_position_embeddings=cfg.max_positions,
