@@ -230,7 +230,9 @@ class Adapter:
         """Token ranges of each frame inside the ``video`` range of the expanded ids.
 
         The ranges are contiguous, do not overlap and cover ``video`` exactly; per-frame text the processor
-        inserts (InternVL's ``FrameN:``, VideoLLaMA3's ``Time t s:``) belongs to its frame. For Qwen2-VL/2.5-VL the
+        inserts (InternVL's ``FrameN:``, VideoLLaMA3's ``Time t s:``) belongs to its frame. A model that pools time
+        (PLLaVA's ``pooling_shape`` ``(t, h, w)``, its processor's ``pooled_frames``) has ``t`` frames of ``h·w``
+        tokens, each the average of ``num_frames / t`` input frames. For Qwen2-VL/2.5-VL the
         vision tower merges ``temporal_patch_size`` consecutive frames into one group of tokens: there is then one
         range per group, i.e. ``num_frames // temporal_patch_size`` ranges (rounded up: the processor pads the
         last group by repeating the last frame).
@@ -240,7 +242,9 @@ class Adapter:
         if len(ids) != len(video):
             raise ValueError(f"video range {video} lies outside the {len(_id_list(input_ids))} input ids")
         if kind == "equal":
-            cuts = _cuts_equal(n, num_frames, "frames")
+            pooled = getattr(self.processor, "pooled_frames", None)  # PLLaVA pools time: t of pooling_shape
+            cuts = _cuts_equal(n, pooled or num_frames, f"frames ({num_frames} input frames pooled in time to "
+                               f"{pooled})" if pooled else "frames")
         elif kind == "equal+newline":
             cuts = _cuts_equal(n - 1, num_frames, "frames (plus one newline token)")
             cuts[-1] = n

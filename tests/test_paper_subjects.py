@@ -161,6 +161,24 @@ def test_pllava_checkpoint_keeps_its_published_layout(tmp_path):
     assert not any(k.startswith("model.") for k in keys)
 
 
+@pytest.mark.parametrize("pool", [(4, 2, 2), (4, 3, 3), (8, 2, 2)])
+def test_time_pooled_pllava_has_one_frame_span_per_pooled_frame(tmp_path, pool):
+    """PLLaVA pools 8 input frames to ``t``: the frame spans are those t pooled frames of h·w tokens each (before,
+    (4, 3, 3) stopped with "36 video tokens do not split into 8 equal frames" and (4, 2, 2) gave 8 "frames" of 2)."""
+    from mapflow_utils import paths
+    from mapflow_utils.data import load_tvbench
+    from mapflow_utils.evaluate import prepare
+
+    folder = save_tiny(PLLAVA, tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    config["pooling_shape"] = list(pool)
+    (folder / "config.json").write_text(json.dumps(config))
+    _, _, ad = models.load(folder)
+    spans = prepare(ad, load_tvbench(paths.SYNTHETIC)[0], "letter").spans
+    t, h, w = pool
+    assert [len(r) for r in spans.frames] == [h * w] * t
+
+
 # ------------------------------------------------------------------ InternVL-Chat V1.5 → transformers' InternVL
 
 def _internvit(sd, v, pixels):
