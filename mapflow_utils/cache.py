@@ -148,9 +148,10 @@ class ResultCache:
                 STATS["cached"] += 1
                 return stored
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:  # truncated or garbage
-                warnings.warn(f"{path}: unreadable cached result ({type(e).__name__}: {str(e)[:80]}); it is "
-                              "recomputed and replaced", stacklevel=2)
-                path.unlink(missing_ok=True)
+                aside = path.with_name(path.name + ".corrupt")
+                os.replace(path, aside)
+                warnings.warn(f"{path}: unreadable cached result ({type(e).__name__}: {str(e)[:80]}); moved aside "
+                              f"to {aside.name}, recomputed and replaced", stacklevel=2)
         for left in path.parent.glob(path.name + ".*.tmp") if path.parent.is_dir() else ():
             if time.time() - left.stat().st_mtime > ORPHAN_SECONDS:  # a write killed midway
                 left.unlink(missing_ok=True)

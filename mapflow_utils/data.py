@@ -216,13 +216,22 @@ def _check_record(rec: Any, where: str) -> None:
                               or v < 0):
             raise DataError(f"{where}: '{key}' must be a finite number of seconds >= 0, got {v!r}. Fix the record "
                             "or drop the field (the whole video is then used).")
-    video = rec["video"]
-    if not video or Path(video).is_absolute() or ".." in Path(video).parts:
-        raise DataError(f"{where}: 'video' must be a file name inside the task's video folder, got {video!r} "
-                        "(absolute paths and '..' are refused: the data folder is the only place videos are read "
-                        "from). Move the file into video/<task>/ and name it relative to that folder.")
     if rec.get("start") is not None and rec.get("end") is not None and rec["end"] <= rec["start"]:
         raise DataError(f"{where}: end ({rec['end']}) must be after start ({rec['start']}).")
+    if not rec["video"]:
+        raise DataError(f"{where}: 'video' is empty. Name the file under the task's video folder.")
+
+
+def _confined(video: str, root: Path, task: str, where: str) -> None:
+    """Refuse a record's video that lies outside ``root/video/<task>/`` (absolute, ``..`` or a link out)."""
+    folder = root / "video" / task
+    if Path(video).is_absolute() or ".." in Path(video).parts:
+        raise DataError(f"{where}: 'video' must be a file name inside {folder}, got {video!r} (absolute paths and "
+                        "'..' are refused: videos are read from the data folder only). Move the file there and name "
+                        "it relative to that folder, or pass allow_outside=True.")
+    if not (folder / video).resolve().is_relative_to(folder.resolve()):
+        raise DataError(f"{where}: video {video!r} resolves outside {folder} (a link out of the data folder). Copy "
+                        "the file into that folder, or pass allow_outside=True.")
 
 
 def _read_json(path: Path) -> list:
@@ -249,6 +258,7 @@ def load_tvbench(
     on_error: Literal["raise", "skip"] = "raise",
     verify_videos: bool = False,
     num_frames: int = 8,
+    allow_outside: bool = False,
 ) -> QADataset:
     """Load TVBench-format questions from ``root``.
 
@@ -264,6 +274,8 @@ def load_tvbench(
         verify_videos: also open every video with the decoder (slower) and check that its ``start``/``end``
             window holds ``num_frames`` frames; by default only existence is checked (those errors then surface
             when the video is read, and a chapter leaves the question out and lists it).
+        allow_outside: read a record's video even when it lies outside ``root/video/<task>/`` (an absolute path,
+            ``..``, or a link to another disk); by default such a record is a :class:`DataError`.
 
     Returns:
         A :class:`QADataset`.
@@ -297,10 +309,9 @@ def load_tvbench(
             where = f"{path} record {i}"
             try:
                 _check_record(rec, where)
+                if not allow_outside:
+                    _confined(rec["video"], root, task, where)
                 video = root / "video" / task / rec["video"]
-                if not video.resolve().is_relative_to((root / "video" / task).resolve()):
-                    raise DataError(f"{where}: video {rec['video']!r} resolves outside {root / 'video' / task} "
-                                    "(a link out of the data folder). Copy the file into that folder.")
                 if not video.is_file():
                     hint = (" Action Antonym videos (NTU RGB+D) are not on the hub: request them from the NTU ROSE "
                             "lab." if task == "action_antonym" else "")

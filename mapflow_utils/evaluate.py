@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import prompts as P
-from .data import QASample, VideoError
+from .data import DataError, QASample
 from .knockout import Clean, clean_run
 from .spans import Spans, answer_token_ids, find_spans
 
@@ -74,11 +74,11 @@ class NoCorrectAnswers(RuntimeError):
 
 def guarded(sample: QASample, compute, skipped: list[str]):
     """``compute()`` for one question; a video that cannot be decoded (or lacks the record's start/end window or
-    enough frames) in the middle of a run is recorded in
+    enough frames), or any other :class:`DataError` of the question, in the middle of a run is recorded in
     ``skipped`` (the file and the fix) and gives ``None`` instead of stopping the run (nothing computed is lost)."""
     try:
         return compute()
-    except VideoError as e:
+    except DataError as e:  # VideoError included
         skipped.append(f"{sample.task} #{sample.index}: {e}")
         return None
 

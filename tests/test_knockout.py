@@ -175,6 +175,7 @@ def test_an_unreadable_cached_result_is_recomputed(tmp_path, monkeypatch, tiny_a
     first = E.knockout_sweep(tiny_adapter, ds, ["cross-frame"], 3, only_correct=False, results_dir=tmp_path)
     bad = sorted(tmp_path.rglob("*.npz"))[0]
     bad.write_bytes(bad.read_bytes()[:40] if damage == "truncated" else damage)
+    damaged = bad.read_bytes()
     orphan = bad.with_name(bad.name + ".999999.tmp")  # a write killed midway, long ago
     orphan.write_bytes(b"half a file")
     os.utime(orphan, (0, 0))
@@ -183,11 +184,13 @@ def test_an_unreadable_cached_result_is_recomputed(tmp_path, monkeypatch, tiny_a
     calls = []
     real = E.run_sweep
     monkeypatch.setattr(E, "run_sweep", lambda *a, **k: calls.append(1) or real(*a, **k))
-    with pytest.warns(UserWarning, match=rf"{bad.name}: unreadable cached result .* recomputed and replaced"):
+    with pytest.warns(UserWarning, match=rf"{bad.name}: unreadable cached result .* moved aside to "
+                                          rf"{bad.name}.corrupt, recomputed and replaced"):
         again = E.knockout_sweep(tiny_adapter, ds, ["cross-frame"], 3, only_correct=False, results_dir=tmp_path)
     assert len(calls) == 1  # only the damaged sample
     assert np.allclose(first.change["cross-frame"], again.change["cross-frame"])
     assert not orphan.exists() and fresh.exists()
+    assert bad.with_name(bad.name + ".corrupt").read_bytes() == damaged  # kept for inspection
     with np.load(bad) as z:  # replaced by a good file
         assert "change" in z.files
 
@@ -306,6 +309,20 @@ def test_a_video_that_breaks_mid_run_is_skipped_and_listed(tiny_adapter, tmp_pat
     with pytest.warns(UserWarning, match=r"(?s)left out 1 question.*truncated\.mp4"):
         r = E.knockout_sweep(tiny_adapter, samples, ["question→last"], 3, only_correct=False, results_dir=tmp_path)
     assert len(r.tasks) == 2 and len(r.skipped) == 1 and "truncated.mp4" in r.skipped[0]
+
+
+def test_a_window_the_video_lacks_is_left_out_mid_run_too(tiny_adapter, tmp_path):
+    """A record whose start/end lies outside its video (a bad annotation, not a bad file) is left out and listed,
+    not a crash and not the whole video."""
+    import dataclasses
+
+    from mapflow_utils import experiments as E
+
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=2)[:3]
+    samples = [ds[0], dataclasses.replace(ds[1], start=40.0, end=41.0), ds[2]]
+    with pytest.warns(UserWarning, match=r"(?s)left out 1 question.*start=40.0 s, end=41.0 s holds no frame"):
+        r = E.knockout_sweep(tiny_adapter, samples, ["question→last"], 3, only_correct=False, results_dir=tmp_path)
+    assert len(r.tasks) == 2 and len(r.skipped) == 1
 
 
 def test_plan_batches_share_prefix_and_start_layer_within_budget():
