@@ -243,6 +243,10 @@ class Adapter:
             raise ValueError(f"video range {video} lies outside the {len(_id_list(input_ids))} input ids")
         if kind == "equal":
             pooled = getattr(self.processor, "pooled_frames", None)  # PLLaVA pools time: t of pooling_shape
+            takes = getattr(self.processor, "num_frames", None)
+            if pooled and takes and num_frames != takes:
+                raise ValueError(f"{num_frames} frames given; this model takes num_frames={takes} frames per video "
+                                 f"(pooled in time to {pooled})")
             cuts = _cuts_equal(n, pooled or num_frames, f"frames ({num_frames} input frames pooled in time to "
                                f"{pooled})" if pooled else "frames")
         elif kind == "equal+newline":
