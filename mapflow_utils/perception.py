@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import PAPER_TASKS, sample_indices
+from .data import PAPER_TASKS
 from .probes import fit_probe
 from .smol import TOWER_FILE
 from .tiny import clip_vision_config
 from .train import pixels
-from .synthetic import COLORS, SCENES, WHITE, SynthConfig, generate_clip, image_sample, scene_background
+from .synthetic import (CELLS, COLORS, SCENES, WHITE, SynthConfig, clip_frames, generate_clip, image_sample,
+                        scene_background)
 
 #: Object colour classes of the per-pixel labels (class 0 is background).
 OBJECT_COLORS: tuple[str, ...] = (*COLORS, "white")
@@ -110,8 +111,6 @@ def frame_by_frame(frames: np.ndarray) -> str:
     """A frame-by-frame caption read from the pixels (training data for the LLM, never a question): for each frame,
     each object colour present and the 3×3 cell of its centroid, e.g. ``"1 black . 2 red west , blue center . …"``
     (colours in :data:`OBJECT_COLORS` order; white outlines and flashes are left out)."""
-    from .synthetic import CELLS
-
     cls = pixel_classes(frames)
     size = frames.shape[1]
     parts = []
@@ -173,13 +172,6 @@ def new_tower(cfg: TowerConfig = TowerConfig(), seed: int = 0):
 
 
 # -------------------------------------------------------------------------------------------- data
-
-
-def clip_frames(task: str, seed: int, index: int, cfg: SynthConfig = SynthConfig(), num_frames: int = 8):
-    """``(clip, sampled frames [T, H, W, 3])`` as the VideoLLM sees them."""
-    c = generate_clip(task, seed, index, cfg)
-    idx = sample_indices(len(c.frames), num_frames, cfg.fps, c.start, c.end)
-    return c, c.frames[idx], idx
 
 
 def training_frames(seed: int, step: int, clips: int, images: int, cfg: SynthConfig = SynthConfig()) -> np.ndarray:
@@ -329,7 +321,7 @@ def count_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthCon
     (where to look; the colour is read per token, see ``token_content``), and whether the square moved.
 
     Returns ``(x [clips * 3 * pairs, d], moved [clips * 3 * pairs], first_half [pairs] bool, answers [clips],
-    clip_x [clips, d'], color [clips])`` where ``clip_x`` is every sampled frame's tokens and the asked colour."""
+    clip_x [clips, d'])`` where ``clip_x`` is every sampled frame's tokens and the asked colour."""
     pair_x, moved, clip_x, answers = [], [], [], []
     first_half = None
     colors = list(COLORS)

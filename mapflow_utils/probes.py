@@ -47,18 +47,16 @@ def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor
 def last_token_states(model, processor, task: str, n: int, seed: int, answer_format: str = "letter"):
     """Hidden states at the last prompt position of ``n`` synthetic ``task`` questions (seed ``seed``): float
     ``[n, layers + 1, hidden]`` and the answers (strings)."""
-    from .data import sample_indices
     from .models import adapter_for
     from .prompts import build_prompt
-    from .synthetic import SynthConfig, generate_clip
+    from .synthetic import SynthConfig, clip_frames
 
     was = model.training
     model.eval()
     ad, cfg = adapter_for(model, processor), SynthConfig()
     states, answers = [], []
     for i in range(n):
-        c = generate_clip(task, seed, i, cfg)
-        frames = c.frames[sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)]
+        c, frames, _ = clip_frames(task, seed, i, cfg)
         p = build_prompt(processor, c.question, c.candidates, answer_format, task=task)
         out = model(**ad.inputs(frames, p.text), output_hidden_states=True)
         states.append(torch.stack([h[0, -1] for h in out.hidden_states]).float())

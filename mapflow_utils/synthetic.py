@@ -39,7 +39,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .data import PAPER_TASKS
+from .data import PAPER_TASKS, sample_indices
 
 __all__ = [
     "SynthConfig",
@@ -50,6 +50,7 @@ __all__ = [
     "SCENES",
     "QUESTIONS",
     "generate_clip",
+    "clip_frames",
     "image_sample",
     "IMAGE_KINDS",
     "write_mp4",
@@ -483,6 +484,14 @@ def generate_clip(
 
 #: The kinds of :func:`image_sample`'s questions, in the order of its ``qa`` list.
 IMAGE_KINDS: tuple[str, ...] = ("scene", "color", "position", "count")
+
+
+def clip_frames(task: str, seed: int, index: int, cfg: SynthConfig = SynthConfig(), num_frames: int = 8):
+    """``(clip, sampled frames [T, H, W, 3], their indices [T])``: question ``index`` of ``task`` as a VideoLLM sees
+    it (segment midpoints inside ``start``/``end``, :func:`mapflow_utils.data.sample_indices`)."""
+    c = generate_clip(task, seed, index, cfg)
+    idx = sample_indices(len(c.frames), num_frames, cfg.fps, c.start, c.end)
+    return c, c.frames[idx], idx
 
 
 def image_sample(seed: int, index: int, cfg: SynthConfig = SynthConfig()) -> ImageSample:

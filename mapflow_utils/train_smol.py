@@ -298,10 +298,10 @@ def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = 
                        answer_format: str = "letter") -> dict[str, tuple[int, int]]:
     """``{task or image question kind: (correct, asked)}`` of :func:`letter_accuracy`'s questions (round robin over
     the tasks, or over the image kinds scene / color / position / count), in ``answer_format``."""
-    from .data import PAPER_TASKS, sample_indices
+    from .data import PAPER_TASKS
     from .evaluate import predict
     from .models import adapter_for
-    from .synthetic import IMAGE_KINDS, SynthConfig, generate_clip, image_sample
+    from .synthetic import IMAGE_KINDS, SynthConfig, clip_frames, image_sample
 
     was = inner.training
     inner.eval()
@@ -310,9 +310,8 @@ def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = 
     for i in range(n):
         if video:
             task = (tasks or PAPER_TASKS)[i % len(tasks or PAPER_TASKS)]
-            c = generate_clip(task, seed, i, cfg)
-            idx = sample_indices(len(c.frames), 8, cfg.fps, c.start, c.end)
-            q, cands, a, frames, group = c.question, c.candidates, c.answer, c.frames[idx], task
+            c, frames, _ = clip_frames(task, seed, i, cfg)
+            q, cands, a, group = c.question, c.candidates, c.answer, task
         else:
             s = image_sample(seed, i, cfg)
             q, cands, a = s.qa[i % len(s.qa)]
