@@ -26,7 +26,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -455,6 +455,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--hidden", type=int, default=None, help="tower width (TowerConfig.hidden)")
+    ap.add_argument("--layers", type=int, default=None, help="tower depth (TowerConfig.layers)")
     ap.add_argument("--probe", action="store_true", help="after training, run the held-out probes into probes.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
@@ -462,6 +464,9 @@ def main(argv=None) -> int:
     for k in ("steps", "minutes"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
+    sizes = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}
+    if sizes:
+        cfg.tower = replace(cfg.tower, **sizes)
     out = Path(args.out) if args.out else paths.ROOT / "runs" / "train" / f"smol-tower-s{args.seed}"
     train_tower(cfg, out)
     if args.probe:

@@ -251,19 +251,36 @@ def explorer(tree: Mapping, levels: Sequence[str]):
     """Pre-rendered figures under one selector per level, for a reader who would rather choose than scroll.
 
     ``tree``: nested mappings, one level per entry of ``levels`` (e.g. ``{figure: {subject: {task: Figure}}}`` with
-    ``levels=("figure", "subject", "task")``), matplotlib figures at the leaves. Each level is a dropdown driving a
-    ``Stack`` through ``jslink``, so the choice works in the static HTML book from the saved widget state.
+    ``levels=("figure", "subject", "task")``), matplotlib figures at the leaves. Each level with a choice is a
+    dropdown driving a ``Stack`` through ``jslink``, so the choice works in the static HTML book from the saved
+    widget state; a level with one entry is a label, not a dropdown of one. Dropdowns of the same level that offer
+    the same choices are linked to each other, so changing "figure" keeps the chosen subject and task.
     """
+    groups: dict[tuple, list] = {}
+    root = _explorer(tree, tuple(levels), groups)
+    import ipywidgets as widgets
+
+    for same in groups.values():
+        for a, b in zip(same, same[1:]):
+            widgets.jslink((a, "index"), (b, "index"))
+    return root
+
+
+def _explorer(tree, levels: tuple[str, ...], groups: dict):
     import ipywidgets as widgets
 
     if not levels:
         return _images([tree])[0]
     keys = list(tree)
-    children = [explorer(tree[k], levels[1:]) for k in keys]
+    children = [_explorer(tree[k], levels[1:], groups) for k in keys]
+    labels = [str(k).replace("_", " ") for k in keys]
+    if len(keys) == 1:
+        return widgets.VBox([widgets.Label(f"{levels[0]}: {labels[0]}"), children[0]])
     stack = widgets.Stack(children, selected_index=0)
-    choose = widgets.Dropdown(options=[(str(k).replace("_", " "), i) for i, k in enumerate(keys)], value=0,
+    choose = widgets.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0,
                               description=levels[0], style={"description_width": "initial"})
     widgets.jslink((choose, "index"), (stack, "selected_index"))
+    groups.setdefault((levels, tuple(labels)), []).append(choose)
     return widgets.VBox([choose, stack])
 
 

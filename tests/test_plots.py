@@ -53,6 +53,31 @@ def test_curve_explorer_has_a_linked_selector_per_level_and_a_figure_per_leaf():
     assert len({im.value for im in task_stack.children}) == 3
 
 
+def test_explorer_keeps_choices_across_branches_and_shows_single_choices_as_labels():
+    """Changing "figure" must not reset "task": every task dropdown with the same choices is linked to the others.
+    A level with one entry (Fig. Y has one subject) is a label, not a dropdown of one option."""
+    import ipywidgets as widgets
+
+    a = _sweep(0)
+    figures = {"Fig. X": {"pretrained": results.Lines.flows(a, ["a→b"]), "from scratch": results.Lines.flows(a, ["c→d"])},
+               "Fig. Y": {"pretrained": results.Lines.flows(a, ["c→d"])}}
+    root = plots.curve_explorer(figures, TASKS)
+
+    def dropdowns(w):
+        own = [w] if isinstance(w, widgets.Dropdown) else []
+        return own + [d for c in getattr(w, "children", ()) for d in dropdowns(c)]
+
+    tasks = [d for d in dropdowns(root) if d.description == "task"]
+    assert len(tasks) == 3 and all(len(d.options) == 3 for d in tasks)
+    linked = {frozenset({id(l.source[0]), id(l.target[0])}) for t in tasks for l in _links(t)
+              if l.source[1] == l.target[1] == "index" and isinstance(l.target[0], widgets.Dropdown)}
+    # three task dropdowns, chained: a-b and b-c, so one choice reaches all of them
+    assert len(linked) == 2, "the task dropdowns of different figures/subjects are not linked: a choice resets"
+    fig_y = root.children[1].children[1]
+    assert isinstance(fig_y.children[0], widgets.Label) and fig_y.children[0].value == "subject: pretrained"
+    assert not [d for d in dropdowns(root) if len(d.options) < 2], "a dropdown that offers a single option"
+
+
 def test_layer_slider_counts_layers_from_one():
     import matplotlib.pyplot as plt
 

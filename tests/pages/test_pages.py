@@ -150,8 +150,8 @@ def test_parameters_cells_wrap_instead_of_scrolling():
 
 
 def test_curve_explorers_render_their_choices(opened):
-    """Every chapter with a curve explorer shows its three dropdowns (figure, subject, task) with their options,
-    rendered from the saved state."""
+    """Every chapter with a curve explorer shows its three levels (figure, subject, task), each a dropdown of two or
+    more options or a label when there is one, rendered from the saved state."""
     explorers = {HTML / "book" / f"{src.stem}.html": src.read_text().count("plots.curve_explorer(")
                  for src in paths.NOTEBOOKS.glob("*.md")}
     assert sum(explorers.values()) >= 5, explorers
@@ -160,8 +160,149 @@ def test_curve_explorers_render_their_choices(opened):
             continue
         dom = opened[page][0]
         labels = re.findall(r'<label[^>]*class="[^"]*widget-label[^"]*"[^>]*>([^<]*)<', dom)
-        for level in ("figure", "subject", "task"):
-            assert labels.count(level) >= n, f"{page.name}: {labels.count(level)} '{level}' selectors, expected {n}"
+        for level in ("figure", "subject", "task"):  # a dropdown, or a label "level: choice" when there is one
+            found = sum(l == level or l.startswith(f"{level}: ") for l in labels)
+            assert found >= n, f"{page.name}: {found} '{level}' selectors, expected {n}"
         selects = re.findall(r"<select[^>]*>(.*?)</select>", dom, re.S)
-        assert len(selects) >= 3 * n and all("<option" in s for s in selects), f"{page.name}: selectors not rendered"
+        assert selects and all(s.count("<option") >= 2 for s in selects), f"{page.name}: selectors not rendered"
         assert "all tasks" in dom, f"{page.name}: the task selector lacks the pooled choice"
+
+
+# ------------------------------------------------------------------------------ widgets, used as a reader uses them
+
+# What a reader sees of one cell's widgets: the visible labels, each visible dropdown's (name, choice), and the
+# visible images (blob URLs: one per pre-rendered figure, so a different figure is a different URL).
+_SEEN_JS = """(cell) => {
+  const shown = e => !!(e.offsetWidth || e.offsetHeight || e.getClientRects().length);
+  return {
+    labels: [...cell.querySelectorAll('.widget-label')].filter(shown).map(e => e.textContent.trim()),
+    choices: [...cell.querySelectorAll('.widget-dropdown')].filter(shown).map(
+        d => [d.querySelector('label').textContent.trim(), d.querySelector('select').selectedOptions[0].text]),
+    images: [...cell.querySelectorAll('img')].filter(shown).map(i => i.src),
+  };
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra: `make install`")
+    with sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--allow-file-access-from-files"])
+        yield b
+        b.close()
+
+
+def _load(browser, page: Path):
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(page.as_uri())
+    tab.wait_for_load_state("load")
+    return tab, errors
+
+
+def _widget_cells(tab, selector: str) -> list:
+    tab.wait_for_selector(selector, timeout=30_000)
+    return [c for c in tab.locator(".cell_output").all() if c.locator(selector).count()]
+
+
+def drive_slider(tab, cell) -> dict:
+    """Move a layer slider one step with the keyboard, then press Play: what the reader sees after each."""
+    seen = {"start": cell.evaluate(_SEEN_JS)}
+    cell.locator(".noUi-handle").first.focus()
+    tab.keyboard.press("ArrowRight")
+    tab.wait_for_timeout(400)
+    seen["moved"] = cell.evaluate(_SEEN_JS)
+    cell.locator(".widget-play button").first.click()
+    tab.wait_for_timeout(2500)  # the Play widget advances every 700 ms
+    seen["played"] = cell.evaluate(_SEEN_JS)
+    return seen
+
+
+def _layer(seen: dict) -> int:
+    found = [int(m.group(1)) for l in seen["labels"] for m in [re.search(r"layer (\d+) of \d+", l)] if m]
+    assert len(found) == 1, f"expected one visible 'layer i of n' readout, saw {seen['labels']}"
+    return found[0]
+
+
+def _slider_failures(tab, cells) -> list[str]:
+    bad = []
+    for i, cell in enumerate(cells):
+        seen = drive_slider(tab, cell)
+        start, moved, played = (_layer(seen[k]) for k in ("start", "moved", "played"))
+        if moved != start + 1:
+            bad.append(f"slider {i}: the arrow key moved the readout {start} -> {moved}")
+        if seen["moved"]["images"] == seen["start"]["images"]:
+            bad.append(f"slider {i}: moving the slider did not change the figure")
+        if played <= moved:
+            bad.append(f"slider {i}: Play did not advance the layer ({moved} -> {played})")
+    return bad
+
+
+def _slider_pages() -> list[Path]:
+    return [p for p in _pages() if "IntSliderModel" in p.read_text()]
+
+
+def test_every_layer_slider_responds(browser):
+    """Every layer slider, driven in Chromium: an arrow key moves the readout to the next layer and shows another
+    figure; Play advances it further. No script error on the way."""
+    pages = _slider_pages()
+    assert pages, "no built page has a layer slider"
+    for page in pages:
+        tab, errors = _load(browser, page)
+        bad = _slider_failures(tab, _widget_cells(tab, ".widget-slider"))
+        widget_errors = [e for e in errors if "THEBE" not in e]
+        tab.close()
+        assert not bad and not widget_errors, f"{page.name}: {bad} {widget_errors}"
+
+
+def test_slider_check_fails_when_font_awesome_replaces_the_play_icon(browser):
+    """The check above can fail: the same page without book/_js/fontawesome-nest.js (the theme's Font Awesome then
+    swaps the Play button's <i> for an <svg> and every slider change throws) is reported stuck."""
+    page = _slider_pages()[0]
+    broken = page.with_name(f"_broken_{page.name}")
+    broken.write_text(re.sub(r'<script src="[^"]*fontawesome-nest\.js[^"]*"></script>', "", page.read_text()))
+    try:
+        tab, errors = _load(browser, broken)
+        bad = _slider_failures(tab, _widget_cells(tab, ".widget-slider")[:1])
+        tab.close()
+    finally:
+        broken.unlink()
+    assert any("did not" in b or "moved the readout" in b for b in bad), bad
+    assert any("className" in e for e in errors), errors
+
+
+def test_explorers_keep_choices_and_change_the_figure(browser):
+    """Every figure explorer with two or more dropdowns, driven in Chromium: choosing the second option of the last
+    dropdown changes the figure; then changing the first dropdown changes the figure again and keeps the other
+    dropdowns' choices where the new branch offers the same options."""
+    pages = [p for p in _pages() if "DropdownModel" in p.read_text()]
+    assert pages, "no built page has a dropdown explorer"
+    driven = 0
+    for page in pages:
+        tab, errors = _load(browser, page)
+        for i, cell in enumerate(_widget_cells(tab, ".widget-dropdown select")):
+            start = cell.evaluate(_SEEN_JS)
+            selects = [s for s in cell.locator(".widget-dropdown select").all() if s.is_visible()]
+            if not selects:
+                continue
+            last = selects[-1]
+            last.select_option(index=1)
+            tab.wait_for_timeout(300)
+            after = cell.evaluate(_SEEN_JS)
+            assert after["images"] != start["images"], f"{page.name} explorer {i}: choosing changed no figure"
+            if len(selects) > 1:
+                selects[0].select_option(index=1)
+                tab.wait_for_timeout(300)
+                moved = cell.evaluate(_SEEN_JS)
+                assert moved["images"] != after["images"], f"{page.name} explorer {i}: the first dropdown changed no figure"
+                kept = dict(after["choices"][1:])
+                now = dict(moved["choices"][1:])
+                for name, choice in kept.items():
+                    if name in now:
+                        assert now[name] == choice, \
+                            f"{page.name} explorer {i}: changing {after['choices'][0][0]} reset {name}: {choice} -> {now[name]}"
+            driven += 1
+        tab.close()
+        assert not [e for e in errors if "THEBE" not in e], f"{page.name}: {errors}"
+    assert driven >= 5, f"only {driven} explorers driven"
