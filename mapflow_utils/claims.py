@@ -35,6 +35,9 @@ class Claim:
     verdict: str
     rule: str
     numbers: dict = field(default_factory=dict)  # the measured values the verdict was computed from
+    #: where this claim on this subject is counted, when not here (App. A/B reruns the book's subject beside others:
+    #: its rows repeat §3.2-3.5's claims, shown for the comparison, counted once, in their own chapter)
+    counted_in: str = ""
 
     def glue(self) -> None:
         """Glue ``<key>_ours`` and ``<key>_verdict`` for the chapter's prose (MyST-NB)."""
@@ -61,12 +64,13 @@ def claim_cross_frame(video, image, key: str = "fig2", figure: str = "Fig. 2", c
                       rule: CrossFrameRule = CrossFrameRule()) -> Claim:
     """Fig. 2 (and Fig. Q, open-ended): cross-frame knockout in early-to-middle layers hurts the Video-FT, barely
     its ImageLLM base. ``video``/``image``: sweeps with a ``cross-frame`` flow."""
-    sl = rule.layers(len(video.summary("cross-frame")[0]))
-    v, lv, nv, v_hi = lowest(video, "cross-frame", layers=sl)
-    m, lm, nm, _ = lowest(image, "cross-frame", layers=sl)
+    n_layers = len(video.summary("cross-frame")[0])
+    v, lv, nv, v_hi = lowest(video, "cross-frame")
+    m, lm, nm, _ = lowest(image, "cross-frame", layers=rule.layers(n_layers))
     return Claim(key, figure, paper.claim_text(claim), paper.stated("fig2"),
-                 f"Video-FT {v:.1f}% at layer {lv} (N={nv}); ImageLLM {m:.1f}% at layer {lm} (N={nm})",
-                 rule.verdict(v, v_hi, m), rule.text, {"video": v, "video_hi": v_hi, "image": m})
+                 f"Video-FT {v:.1f}% at layer {lv} of {n_layers} (N={nv}); ImageLLM {m:.1f}% at layer {lm} (N={nm})",
+                 rule.verdict(v, v_hi, m, lv, n_layers), rule.text,
+                 {"video": v, "video_hi": v_hi, "image": m, "layer": lv, "n_layers": n_layers})
 
 
 def claim_halves(acc: dict, rule: HalvesRule = HalvesRule()) -> Claim:
@@ -101,7 +105,7 @@ def claim_fig3(result, rule: Fig3Rule = Fig3Rule()) -> Claim:
                  f"7B, Table E(b): video→question {pv:.1f}% ({iv}), question→last {pq:.1f}% ({iq})",
                  f"video→question {vq:.1f}% (layer {lvq}), question→last {ql:.1f}% (layer {lql}), video→last "
                  f"{vl:.1f}% (layer {lvl}), last→last {ll:.1f}% (layer {lll}); N={n}",
-                 rule.verdict(vq, lvq, ql, lql, vl, ll), rule.text,
+                 rule.verdict(vq, lvq, ql, lql, vl, ll, len(result.summary("video→question")[0])), rule.text,
                  {"video_question": vq, "question_last": ql, "video_last": vl, "last_last": ll})
 
 
@@ -221,10 +225,18 @@ def key_claims(r) -> list[Claim]:
             claim_table3(r.pathways.acc, r.pathways.random_labels, r.pathways.kept())]
 
 
-def labelled(claims_by_name: dict[str, list[Claim]]) -> tuple[list[Claim], int]:
+#: The chapters that measure :func:`key_claims` on the book's subject, by claim key.
+KEY_CLAIM_CHAPTERS = {"fig2": "s3_2_temporal", "fig3": "s3_3_integration", "fig6": "s3_3_integration",
+                      "fig8": "s3_4_answer", "t3": "s3_5_pathways"}
+
+
+def labelled(claims_by_name: dict[str, list[Claim]], counted_elsewhere: Sequence[str] = ()) -> tuple[list[Claim], int]:
     """Claims of several models (or settings), each figure labelled ``"Fig. 2 (name)"``, and for exactly two the
-    number of claims on which they agree: ``(claims, n_same)`` (``n_same`` is 0 unless there are two)."""
-    out = [Claim(**{**asdict(c), "figure": f"{c.figure} ({name})", "key": f"{c.key}_{i}"})
+    number of claims on which they agree: ``(claims, n_same)`` (``n_same`` is 0 unless there are two). Claims of a
+    name in ``counted_elsewhere`` (the book's own subject) are marked as counted in their chapter
+    (:data:`KEY_CLAIM_CHAPTERS`), not here."""
+    out = [Claim(**{**asdict(c), "figure": f"{c.figure} ({name})", "key": f"{c.key}_{i}",
+                    "counted_in": KEY_CLAIM_CHAPTERS.get(c.key, "") if name in counted_elsewhere else c.counted_in})
            for i, (name, claims) in enumerate(claims_by_name.items()) for c in claims]
     lists = list(claims_by_name.values())
     same = sum(a.verdict == b.verdict for a, b in zip(*lists)) if len(lists) == 2 else 0
@@ -266,9 +278,15 @@ def collect(files: Sequence[str | Path]) -> list[tuple[str, Claim]]:
     return [(Path(f).name.split(".")[0], c) for f in files if Path(f).exists() for c in read(f)]
 
 
+GLANCE_HEADERS = ["chapter", "figure", "paper", "ours", "verdict", "rule"]
+
+
 def glance_rows(collected: Sequence[tuple[str, Claim]]) -> list[list[str]]:
-    """Rows ``[chapter, figure, paper, ours, verdict]`` of the claims-at-a-glance page."""
-    return [[chapter, c.figure, c.paper, c.ours, f"**{c.verdict}**"] for chapter, c in collected]
+    """Rows :data:`GLANCE_HEADERS` of the claims-at-a-glance page: the chapter as a link, and a repeated claim's
+    verdict marked as counted in its own chapter."""
+    return [[f"{{doc}}`{chapter}`", c.figure, c.paper, c.ours,
+             f"**{c.verdict}**" + (f" (counted in {{doc}}`{c.counted_in}`)" if c.counted_in else ""), c.rule]
+            for chapter, c in collected]
 
 
 def chapter_rows(collected: Sequence[tuple[str, Claim]]) -> list[list[str]]:
@@ -279,11 +297,13 @@ def chapter_rows(collected: Sequence[tuple[str, Claim]]) -> list[list[str]]:
         mine = [(ch, c) for ch, c in collected if ch == name]
         head = mine[0][1]
         n = counts(mine)
+        if not sum(n.values()):
+            continue
         rows.append([f"{{doc}}`{name}`", f"{head.figure}: {head.claim}", f"**{head.verdict}**",
                      " / ".join(str(n[v]) for v in VERDICTS)])
     return rows
 
 
 def counts(collected: Sequence[tuple[str, Claim]]) -> dict[str, int]:
-    """Verdict counts, in :data:`VERDICTS` order."""
-    return {v: sum(c.verdict == v for _, c in collected) for v in VERDICTS}
+    """Verdict counts, in :data:`VERDICTS` order; each claim once (a repeat with ``counted_in`` is not counted)."""
+    return {v: sum(c.verdict == v and not c.counted_in for _, c in collected) for v in VERDICTS}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 #: The repository root (the package is installed in editable mode from it).
 ROOT: Path = Path(__file__).resolve().parent.parent
@@ -82,6 +83,11 @@ def shown(path: str | Path) -> str:
         except ValueError:
             pass
     return str(path)
+
+
+def is_subject(pair: Sequence) -> bool:
+    """Whether a resolved (Video-FT, ImageLLM) pair is the book's own subject (:data:`SUBJECT`)."""
+    return tuple(Path(p).resolve() for p in pair) == tuple(p.resolve() for p in SUBJECT)
 
 
 def resolve_pairs(pairs: dict | None) -> dict[str, tuple[str, str]]:

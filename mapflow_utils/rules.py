@@ -19,12 +19,13 @@ def grade(strong: bool, weak: bool) -> str:
 
 
 def _frac(x: float) -> str:
-    return {1 / 3: "1/3", 2 / 3: "2/3", 1 / 2: "1/2"}.get(x, f"{x:g}")
+    return {1 / 3: "1/3", 2 / 3: "2/3", 1 / 2: "1/2", 3 / 4: "3/4", 7 / 8: "7/8"}.get(x, f"{x:g}")
 
 
 @dataclass(frozen=True)
 class CrossFrameRule:
-    """Fig. 2 / Fig. Q: lowest pooled mean %change in the early-to-middle layers, Video-FT against ImageLLM."""
+    """Fig. 2 / Fig. Q: the Video-FT's lowest pooled mean %change (over all layers) lies in the early-to-middle
+    layers; the ImageLLM's lowest in those layers is much shallower."""
 
     strong: float = -10.0
     weak: float = -5.0
@@ -34,15 +35,19 @@ class CrossFrameRule:
     def layers(self, n_layers: int) -> slice:
         return slice(0, max(1, round(self.early * n_layers)))
 
-    def verdict(self, video: float, video_hi: float, image: float) -> str:
-        strong = video <= self.strong and video_hi < 0 and -image < -video * self.image_ratio
-        return grade(strong, video <= self.weak)
+    def verdict(self, video: float, video_hi: float, image: float, layer: int, n_layers: int) -> str:
+        """``video``: the Video-FT's lowest over all layers, at 1-indexed ``layer`` of ``n_layers``; ``image``: the
+        ImageLLM's lowest within :meth:`layers`."""
+        early = layer <= self.layers(n_layers).stop
+        strong = early and video <= self.strong and video_hi < 0 and -image < -video * self.image_ratio
+        return grade(strong, early and video <= self.weak)
 
     @property
     def text(self) -> str:
-        return (f"lowest pooled mean in the first {_frac(self.early)} of the layers: Video-FT <= {self.strong:g}% "
-                f"(95% CI below 0) and the ImageLLM's drop (if any) less than {self.image_ratio:g} times as deep; "
-                f"partly if Video-FT <= {self.weak:g}%")
+        return (f"the Video-FT's lowest pooled mean lies in the first {_frac(self.early)} of the layers, <= "
+                f"{self.strong:g}% (95% CI below 0), and the ImageLLM's drop there (if any) is less than "
+                f"{self.image_ratio:g} times as deep; partly if that lowest is <= {self.weak:g}%; a lowest later "
+                "does not reproduce")
 
 
 @dataclass(frozen=True)
@@ -85,16 +90,22 @@ class Fig3Rule:
     strong: float = -10.0
     weak: float = -5.0
     minor_ratio: float = 0.5
+    vq_by: float = 2 / 3
+    ql_after: float = 1 / 3
 
-    def verdict(self, vq: float, vq_layer: int, ql: float, ql_layer: int, vl: float, ll: float) -> str:
+    def verdict(self, vq: float, vq_layer: int, ql: float, ql_layer: int, vl: float, ll: float, n_layers: int) -> str:
+        """Lowest pooled means and their 1-indexed layers (of ``n_layers``)."""
         deep = min(vq, ql)
-        strong = vq <= self.strong and ql <= self.strong and vq_layer < ql_layer and min(vl, ll) > deep * self.minor_ratio
+        placed = vq_layer <= self.vq_by * n_layers and ql_layer > self.ql_after * n_layers
+        strong = vq <= self.strong and ql <= self.strong and vq_layer < ql_layer and placed and \
+            min(vl, ll) > deep * self.minor_ratio
         return grade(strong, vq_layer <= ql_layer and deep <= self.weak)
 
     @property
     def text(self) -> str:
-        return (f"lowest pooled means: video→question and question→last both <= {self.strong:g}% and "
-                f"video→question earlier; video→last and last→last shallower than {self.minor_ratio:g} times the "
+        return (f"lowest pooled means: video→question and question→last both <= {self.strong:g}%, video→question "
+                f"earlier and within the first {_frac(self.vq_by)} of the layers, question→last after the first "
+                f"{_frac(self.ql_after)}; video→last and last→last shallower than {self.minor_ratio:g} times the "
                 f"deeper; partly if the order holds and one <= {self.weak:g}%")
 
 
@@ -104,19 +115,20 @@ class Fig4Rule:
 
     spatial_within: float = 1 / 3
     gap: int = 1
+    temporal_by: float = 3 / 4
 
     def verdict(self, spatial_peak: int | None, temporal_peak: int | None, n_layers: int) -> str:
         if spatial_peak is None or temporal_peak is None:
             return VERDICTS[2]
         strong = spatial_peak <= max(1, round(self.spatial_within * n_layers)) and \
-            temporal_peak >= spatial_peak + self.gap
+            spatial_peak + self.gap <= temporal_peak <= self.temporal_by * n_layers
         return grade(strong, temporal_peak > spatial_peak)
 
     @property
     def text(self) -> str:
-        return (f"normalised top-1 frequency: spatial peak in the first {_frac(self.spatial_within)} of the layers "
-                f"and temporal peak >= {self.gap} layer(s) later; partly if later at all; does not reproduce "
-                "without enough keyword hits")
+        return (f"normalised top-1 frequency: spatial peak in the first {_frac(self.spatial_within)} of the layers, "
+                f"temporal peak >= {self.gap} layer(s) later and within the first {_frac(self.temporal_by)} (the "
+                "middle, not the end); partly if later at all; does not reproduce without enough keyword hits")
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,9 @@ class RiseRule:
 
     half: float = 0.5
     late: float = 1 / 2
+    end: float = 3 / 4
     weak_late: float = 1 / 3
+    weak_end: float = 7 / 8
     lead: float = 0.01  # probability: the false answers' mean may lead by at most this much before the rise
 
     def rise_layer(self, true: np.ndarray) -> int:
@@ -197,13 +211,15 @@ class RiseRule:
     def verdict(self, true: np.ndarray, false: np.ndarray) -> str:
         n, rise = len(true), self.rise_layer(true)
         ahead = bool(np.all(false[: rise - 1] - true[: rise - 1] <= self.lead))
-        strong = rise > n * self.late and ahead and true[-1] > false[-1]
-        return grade(strong, true[-1] > false[-1] and rise > n * self.weak_late)
+        strong = n * self.late < rise <= n * self.end and ahead and true[-1] > false[-1]
+        return grade(strong, true[-1] > false[-1] and n * self.weak_late < rise <= n * self.weak_end)
 
     def text(self, what: str = "option") -> str:
-        return (f"rise ({self.half:g} of final) after the first {_frac(self.late)} of the layers, false {what}s never "
-                f"ahead by > {100 * self.lead:g} point before; partly if it ends above them and rises after the "
-                f"first {_frac(self.weak_late)}")
+        return (f"rise ({self.half:g} of final) right after the middle: after the first {_frac(self.late)} of the "
+                f"layers and within the first {_frac(self.end)}, false {what}s never ahead by > "
+                f"{100 * self.lead:g} point before; partly if it ends above them and rises between "
+                f"{_frac(self.weak_late)} and {_frac(self.weak_end)} of the depth; a rise at the very end does not "
+                "reproduce")
 
 
 @dataclass(frozen=True)

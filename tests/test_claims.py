@@ -136,4 +136,19 @@ def test_claims_travel_as_files_and_are_collected_in_order(tmp_path):
     assert [(ch, c.key) for ch, c in got] == [("s3_3_integration", "fig3"), ("s3_5_pathways", "t3")]
     assert got[1][1] == t3 and t3.verdict == "reproduces" and t3.numbers["pathways"] == 80.0
     assert claims.counts(got) == {"reproduces": 2, "partly": 0, "does not reproduce": 0}
-    assert claims.glance_rows(got)[0][:2] == ["s3_3_integration", "Fig. 3"]
+    assert claims.glance_rows(got)[0][:2] == ["{doc}`s3_3_integration`", "Fig. 3"]
+    assert claims.glance_rows(got)[0][-1] == f3.rule  # the rule shows beside the verdict
+
+
+def test_the_books_subject_rerun_in_app_ab_is_shown_but_counted_once(tmp_path):
+    """App. A/B reruns the book's subject beside the other pairs: its rows repeat §3.2-3.5's claims, so they say
+    where they are counted and the totals count them once."""
+    acc = {"full": {"a": [8, 10]}, "pathways": {"a": [8, 10]}, "random 0": {"a": [2, 10]}}
+    t3 = claims.claim_table3(acc, ["random 0"], 0.4)
+    claims.write([t3], tmp_path / "s3_5_pathways.claims.json")
+    rerun, _ = claims.labelled({"smol": [t3], "tiny": [t3]}, counted_elsewhere=["smol"])
+    claims.write(rerun, tmp_path / "appab_scale.claims.json")
+    got = claims.collect([tmp_path / "s3_5_pathways.claims.json", tmp_path / "appab_scale.claims.json"])
+    assert len(got) == 3 and claims.counts(got) == {"reproduces": 2, "partly": 0, "does not reproduce": 0}
+    assert "counted in {doc}`s3_5_pathways`" in claims.glance_rows(got)[1][4]
+    assert not claims.glance_rows(got)[2][4].count("counted in")
