@@ -119,6 +119,21 @@ def glue(**values: Any) -> None:
         _glue(name, value, display=False)
 
 
+def finding(claim, figure, accuracy: dict, samples) -> None:
+    """Glue what the box at the top of every chapter shows (``finding_*``): the paper's claim, this book's verdict
+    with its rule and numbers, the headline ``figure``, and the subject's accuracy on the chapter's questions
+    against chance and one random frame (``accuracy``: :func:`~mapflow_utils.experiments.subject_accuracy`)."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    from .tables import chance, finding_table
+
+    glue(finding_claim=claim.claim, finding_verdict=claim.verdict, finding_rule=claim.rule,
+         finding_ours=claim.ours, finding_paper=claim.paper)
+    _glue("finding_figure", figure, display=False)
+    _glue("finding_accuracy", Markdown(finding_table(accuracy, chance(samples))), display=False)
+
+
 #: The parameters of "rerun with your model" for the paper's main model on a GPU.
 PAPER_RUN = "-p answer_format letter -p window 9 -p n_per_task 200"
 
@@ -157,7 +172,10 @@ def provenance(subjects: Subjects | None = None, seed: int | None = None, ds: QA
 
     from .cache import STATS, model_fingerprint
 
-    out = {"commit": _commit(), "mapflow": __version__, "transformers": transformers.__version__,
+    from datetime import datetime, timezone
+
+    out = {"commit": _commit(), "executed": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "mapflow": __version__, "transformers": transformers.__version__,
            "torch": torch.__version__, "python": platform.python_version(),
            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s)"}
     if subjects is not None:

@@ -262,25 +262,43 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
     return rows
 
 
-def write_status(book: Path = paths.BOOK) -> Path:
-    """``book/status.md``: every executed chapter's run time, its results read from the cache against computed, its
-    commit and machine, from the ``results.json`` files beside the executed chapters (QuantEcon's status page)."""
+def status_text(provenances: dict[str, dict]) -> str:
+    """The status page (QuantEcon's): per chapter its run time, results cached against computed, commit, date and
+    machine (``provenances``: chapter -> the ``provenance`` of its ``results.json``, empty if not executed), headed
+    by the commit of the newest execution and the pages executed at another one, which it names."""
     from .tables import markdown_table
 
-    rows = []
-    for ch in chapters():
-        f = book / f"{ch}.results.json"
-        prov = (json.loads(f.read_text()).get("provenance") or {}) if f.exists() else {}
+    rows, runs = [], []
+    for ch, prov in provenances.items():
         rows.append([f"{{doc}}`{ch}`", f"{prov['run_seconds']:.0f}" if prov else "not executed",
                      f"{prov.get('results_cached', 0)} / {prov.get('results_computed', 0)}" if prov else "",
-                     f"`{prov.get('commit', '')}`", prov.get("machine", "")])
-    text = ("# Status\n\nHow each page of this book was last executed (`mapflow book`, one torch thread per chapter), "
+                     f"`{prov.get('commit', '')}`", prov.get("executed", "not recorded"), prov.get("machine", "")])
+        if prov:
+            runs.append((prov.get("executed", ""), prov.get("commit", ""), ch))
+    head = ""
+    if runs:
+        newest = max(runs)[1]
+        older = [f"{{doc}}`{ch}` (`{c}`)" for _, c, ch in runs if c != newest]
+        head = (f"Every page was executed at commit `{newest}`." if not older else
+                f"The newest execution is at commit `{newest}`; executed at another commit: {', '.join(older)} "
+                "(rerun `mapflow book` for one commit throughout).")
+        if newest.endswith("+local changes"):
+            head += " That commit had local changes: run `make book` on a clean checkout for a reproducible record."
+    return ("# Status\n\nHow each page of this book was last executed (`mapflow book`, one torch thread per chapter), "
             "from the `<chapter>.results.json` files beside the executed chapters. Run times include loading the "
             "models; results come from the book's committed cache (`data/results/`) where they were already "
-            "there.\n\n" + markdown_table(rows, ["chapter", "run time (s)", "results cached / computed", "commit",
-                                                 "machine"]) + "\n")
+            f"there.\n\n{head}\n\n" + markdown_table(rows, ["chapter", "run time (s)", "results cached / computed",
+                                                          "commit", "executed", "machine"]) + "\n")
+
+
+def write_status(book: Path = paths.BOOK) -> Path:
+    """``book/status.md`` (:func:`status_text`) from the ``results.json`` files beside the executed chapters."""
+    provs = {}
+    for ch in chapters():
+        f = book / f"{ch}.results.json"
+        provs[ch] = (json.loads(f.read_text()).get("provenance") or {}) if f.exists() else {}
     path = book / "status.md"
-    path.write_text(text)
+    path.write_text(status_text(provs))
     return path
 
 
@@ -346,10 +364,13 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     from .classroom import page
 
     page()
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT)]
+    from .publish import write_book_config
+
+    config = write_book_config(paths.ROOT / "_build" / "_config.yml")  # links and buttons from repository.url
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT), "--config", str(config)]
     jb = Path(sys.executable).with_name("jupyter-book")
     if jb.exists():
-        cmd = [str(jb), "build", str(paths.ROOT)]
+        cmd = [str(jb), "build", str(paths.ROOT), "--config", str(config)]
     subprocess.run(cmd, check=True)
     index = paths.ROOT / "_build" / "html" / "index.html"
     print(f"book: {index}")

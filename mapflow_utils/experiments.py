@@ -260,6 +260,45 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
     return out
 
 
+#: The frame controls every chapter's opening box compares the subject against (see :func:`subject_accuracy`).
+BOX_CONTROLS = ("all", "one_random")
+
+
+def subject_accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", num_frames: int = 8,
+                     seed: int = 0, results_dir=None) -> dict[str, dict[str, list[int]]]:
+    """How well the subject answers a chapter's questions, with all frames and with one random content frame
+    repeated (:data:`BOX_CONTROLS`; :func:`~mapflow_utils.evaluate.control_frames`): ``{mode: {task: [correct,
+    n]}}``. Cached per question; the random frame is drawn from ``seed`` and the question's id, so a cached answer
+    and a recomputed one see the same frame."""
+    import zlib
+
+    from .cache import ResultCache
+    from .evaluate import control_frames, predict
+
+    cache = ResultCache(results_dir, "subject_accuracy", adapter,
+                        {"format": answer_format, "num_frames": num_frames, "seed": seed, "modes": BOX_CONTROLS})
+
+    def compute(s):
+        frames = s.frames(num_frames)
+        rng = np.random.default_rng([seed, zlib.crc32(s.uid.encode())])
+        return {"hit": np.array([predict(adapter, s.question, s.candidates, answer_format,
+                                         control_frames(frames, mode, rng), s.task) == s.answer_index
+                                 for mode in BOX_CONTROLS], np.int64)}
+
+    out: dict[str, dict[str, list[int]]] = {m: {} for m in BOX_CONTROLS}
+    skipped: list[str] = []
+    for s in samples:
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None:
+            continue
+        for mode, h in zip(BOX_CONTROLS, r["hit"]):
+            c = out[mode].setdefault(s.task, [0, 0])
+            c[0] += int(h)
+            c[1] += 1
+    report_skipped(skipped, "subject accuracy")
+    return out
+
+
 # ------------------------------------------------------------------------------------------ §3.3 helpers
 
 #: Keywords of the synthetic grammar (the paper's Table D lists nouns and verbs of its prompts the same way).
@@ -444,7 +483,8 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
     return KeyResults(n, sum(p.numel() for p in video.model.parameters()), window, sweep, image_sweep,
                       option_probabilities(video, samples, answer_format, results_dir=results_dir), size, ranges,
                       pathway_accuracy(video, samples, ranges, leak, n_random, seed, answer_format,
-                                       batch_size=batch_size, results_dir=results_dir))
+                                       batch_size=batch_size, results_dir=results_dir),
+                      subject_accuracy(video, samples, answer_format, results_dir=results_dir))
 
 
 def scale_results(pairs: dict[str, tuple], samples, window: int | None = None,

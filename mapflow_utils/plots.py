@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -98,10 +98,16 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
         fig, ax = plt.subplots(figsize=(5.5, 3))
     else:
         fig = ax.figure
+    from .tables import SMALL_N
+
     for label, (mean, lo, hi, n) in curves.items():
         x = np.arange(1, len(mean) + 1)
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{label} (N={n})")
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    fewest = min((c[3] for c in curves.values()), default=0)
+    if fewest < SMALL_N:
+        ax.text(0.99, 0.03, f"N = {fewest}: too few questions to read", transform=ax.transAxes, ha="right",
+                va="bottom", color="C1", fontsize="small")
     ax.axhline(0, color="black", lw=0.6)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -110,13 +116,37 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
     return fig
 
 
-def side_by_side(panels: Mapping[str, Mapping[str, tuple]], title: str,
-                 ylabel: str = "% change of answer probability"):
-    """One :func:`sweep_lines` panel per entry of ``panels`` (e.g. one per model), sharing the y axis."""
+def pathway_bars(results: Mapping[str, object], title: str):
+    """Table 3 as bars: overall accuracy (%) with full attention, the effective pathways only, and random blocking
+    of as many edges (mean ± SD of the draws), one group per entry of ``results`` (``{name:``
+    :class:`~mapflow_utils.results.PathwayResult` ``}``)."""
+    from .tables import overall_accuracy, random_accuracy
+
     use_style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.2), sharey=True, squeeze=False)
+    fig, ax = plt.subplots(figsize=(1.2 + 2.2 * len(results), 3))
+    for k, (name, r) in enumerate(results.items()):
+        rand, sd = random_accuracy(r.acc, r.random_labels)
+        values = [overall_accuracy(r.acc["full"]), overall_accuracy(r.acc["pathways"]), rand]
+        for j, (label, v) in enumerate(zip(("full attention", f"pathways ({100 * r.kept():.0f}% of edges)",
+                                            "random blocking"), values)):
+            ax.bar(k + (j - 1) * 0.27, v, 0.25, yerr=sd if j == 2 else None, capsize=3, color=f"C{j}",
+                   label=label if k == 0 else None)
+    ax.set_xticks(range(len(results)), list(results))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def side_by_side(panels: Mapping[str, Mapping[str, tuple]], title: str,
+                 ylabel: str = "% change of answer probability", xlabel: str = "layer (window centre)"):
+    """One :func:`sweep_lines` panel per entry of ``panels`` (e.g. one per model), each on its own y scale (models'
+    magnitudes differ by orders: a shared axis flattens all but the largest)."""
+    use_style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.2), squeeze=False)
     for ax, (name, curves) in zip(axes[0], panels.items()):
-        sweep_lines(curves, name, ylabel, ax=ax)
+        sweep_lines(curves, name, ylabel, ax=ax, xlabel=xlabel)
     fig.suptitle(title)
     return fig
 
@@ -212,9 +242,9 @@ def attention_on_frames(frames: np.ndarray, grids: Mapping[str, np.ndarray], tit
     return fig
 
 
-def _images(figures: Sequence, dpi: int = 80):
+def _images(figures: Iterable, dpi: int = 80):
     """Each matplotlib figure as an ipywidgets ``Image`` (PNG at ``dpi``: widget state is saved in the page), the
-    figure closed."""
+    figure closed. Pass a generator to keep one figure open at a time (matplotlib warns past 20)."""
     import io
 
     import ipywidgets as widgets
@@ -228,7 +258,7 @@ def _images(figures: Sequence, dpi: int = 80):
     return images
 
 
-def layer_slider(figures: Sequence, description: str = "layer"):
+def layer_slider(figures: Iterable, description: str = "layer"):
     """An ipywidgets slider over pre-rendered figures (one per layer). The slider drives a ``Stack`` through
     ``jslink``, so it works in the static HTML book, where no Python kernel runs."""
     import ipywidgets as widgets
@@ -270,7 +300,7 @@ def _explorer(tree, levels: tuple[str, ...], groups: dict):
     import ipywidgets as widgets
 
     if not levels:
-        return _images([tree])[0]
+        return tree if isinstance(tree, widgets.Widget) else _images([tree])[0]
     keys = list(tree)
     children = [_explorer(tree[k], levels[1:], groups) for k in keys]
     labels = [str(k).replace("_", " ") for k in keys]
@@ -292,8 +322,10 @@ def curve_explorer(figures: Mapping[str, Mapping[str, object]], tasks: Sequence[
     N)}``: :class:`~mapflow_utils.results.Lines` for knockout sweeps, :class:`~mapflow_utils.results.ProbabilityLines`
     for the lens's answer probability."""
     panels = list(tasks) + ["all tasks"]
-    tree = {fig: {subject: {task: sweep_lines(source.curves(None if task == "all tasks" else task),
-                                              f"{fig}: {subject}, {task.replace('_', ' ')}", ylabel, xlabel=xlabel)
+    # each leaf rendered to an image at once (one open figure at a time)
+    tree = {fig: {subject: {task: _images([sweep_lines(source.curves(None if task == "all tasks" else task),
+                                                       f"{fig}: {subject}, {task.replace('_', ' ')}", ylabel,
+                                                       xlabel=xlabel)])[0]
                             for task in panels}
                   for subject, source in subjects.items()}
             for fig, subjects in figures.items()}
@@ -304,8 +336,8 @@ def attention_slider(frames: np.ndarray, grids: Mapping[str, np.ndarray], word: 
     """Fig. 5 drawn on the frames of one question, one figure per layer (``grids[label]``: ``[layers, frames, h,
     w]`` attention of ``word`` per layer), under a 1-based layer slider that works in the static page."""
     n = len(next(iter(grids.values())))
-    figs = [attention_on_frames(frames, {k: g[l] for k, g in grids.items()},
-                                f'layer {l + 1}: "{word}" → frames (mean over questions)') for l in range(n)]
+    figs = (attention_on_frames(frames, {k: g[l] for k, g in grids.items()},
+                                f'layer {l + 1}: "{word}" → frames (mean over questions)') for l in range(n))
     return layer_slider(figs, "layer")
 
 
@@ -314,7 +346,11 @@ def lens_slider(readout: dict, variant: str = "standard"):
     token highlighted), under a 1-based layer slider that works in the static page. ``readout``:
     :func:`~mapflow_utils.experiments.lens_readout`."""
     use_style()
-    figs = []
+    return layer_slider(_lens_bars(readout, variant), "layer")
+
+
+def _lens_bars(readout: dict, variant: str) -> Iterator:
+    """:func:`lens_slider`'s figures, one at a time."""
     n = len(readout["tokens"])
     for layer, (tokens, probs) in enumerate(zip(readout["tokens"], readout["probs"])):
         fig, ax = plt.subplots(figsize=(5.5, 2.8))
@@ -326,9 +362,7 @@ def lens_slider(readout: dict, variant: str = "standard"):
         where = f"layer {layer + 1} of {n}" if variant == "standard" else (
             f"input of layer {layer + 1}" if layer < n - 1 else "final norm output")
         ax.set_title(f"{variant} lens, {where}; answer '{readout['answer_token']}' in green", fontsize=9)
-        fig.tight_layout()
-        figs.append(fig)
-    return layer_slider(figs, "layer")
+        yield fig
 
 
 def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-letter accuracy while training"):

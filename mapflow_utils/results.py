@@ -108,7 +108,7 @@ class KeyResults:
 
     ``sweep``: the Video-FT's sweep over :data:`KEY_FLOWS`; ``image_sweep``: the ImageLLM's cross-frame sweep;
     ``probs``: :func:`option_probabilities` (standard lens); ``ranges``/``interval``: App. E on ``sweep``;
-    ``pathways``: Table 3.
+    ``pathways``: Table 3; ``accuracy``: the Video-FT's accuracy with all frames and one frame.
     """
 
     n_layers: int
@@ -120,6 +120,7 @@ class KeyResults:
     interval: int
     ranges: "Ranges"
     pathways: PathwayResult
+    accuracy: dict = field(default_factory=dict)  # experiments.subject_accuracy: {mode: {task: [correct, n]}}
 
 
 #: The three flows whose layer ranges App. E selects, by the sweep names of ``experiments.FLOWS``.

@@ -184,6 +184,28 @@ def chance(samples) -> dict[str, list[float]]:
     return out
 
 
+#: Fewer questions than this behind a curve or a task's accuracy: the book says the panel is too small to read.
+SMALL_N = 10
+
+
+def finding_table(accuracy: dict[str, dict[str, list[int]]], chance_by_task: dict[str, list[float]]) -> str:
+    """The opening box's accuracy table (Markdown): per task, the subject's accuracy on the chapter's questions with
+    N, chance, and one random frame (``accuracy``: :func:`~mapflow_utils.experiments.subject_accuracy`)."""
+    tasks = list(accuracy["all"])
+
+    def pct(c: list) -> str:
+        return f"{100 * c[0] / c[1]:.0f}" if c[1] else "n/a"
+
+    def small(n: int) -> str:
+        return f"{n} (small)" if n < SMALL_N else str(n)
+
+    rows = [["all frames", *(pct(accuracy["all"][t]) for t in tasks)],
+            ["chance", *(pct(chance_by_task[t]) for t in tasks)],
+            ["one frame", *(pct(accuracy["one_random"].get(t, [0, 0])) for t in tasks)],
+            ["N", *(small(accuracy["all"][t][1]) for t in tasks)]]
+    return markdown_table(rows, ["accuracy %", *(t.replace("_", " ") for t in tasks)])
+
+
 def paper_table_a_rows() -> tuple[list[str], list[list[Any]]]:
     """The paper's Table A (LongVideoBench, LLaVA-NeXT-7B-Video-FT): headers and rows."""
     nums = paper.numbers()

@@ -146,3 +146,16 @@ def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
     assert got["cells"][0]["metadata"] == {"tags": ["injected-parameters", "hide-input"]}
     assert got["cells"][1]["metadata"] == {"tags": ["parameters"]}  # the reader's parameters cell stays visible
     assert got["metadata"]["papermill"] == {"parameters": {"x": 1}}
+
+
+def test_status_page_names_one_commit_or_the_pages_executed_at_another():
+    one = {"a": {"run_seconds": 3, "commit": "abc", "executed": "2026-12-02 01:00 UTC"},
+           "b": {"run_seconds": 4, "commit": "abc", "executed": "2026-12-02 01:05 UTC"}}
+    text = cli.status_text(one)
+    assert "Every page was executed at commit `abc`." in text and "2026-12-02 01:05 UTC" in text
+    mixed = {**one, "c": {"run_seconds": 5, "commit": "old", "executed": "2026-11-30 09:00 UTC"}, "d": {}}
+    text = cli.status_text(mixed)
+    assert "newest execution is at commit `abc`" in text and "{doc}`c` (`old`)" in text
+    assert "| {doc}`d` | not executed |" in text
+    dirty = cli.status_text({"a": {**one["a"], "commit": "abc+local changes"}})
+    assert "clean checkout" in dirty

@@ -40,3 +40,13 @@ def test_readme_pictures_exist():
     for link in links:
         data = (paths.ROOT / link).read_bytes()
         assert data[:4] == b"\x89PNG" and len(data) > 10_000, f"{link} is missing or not a screenshot"
+
+
+def test_the_committed_book_is_one_build():
+    """Every executed chapter records the same commit, without local changes, and a date (issue 23: the status page
+    showed four commits and "+local changes")."""
+    provs = {ch: json.loads((paths.BOOK / f"{ch}.results.json").read_text())["provenance"] for ch in cli.chapters()}
+    commits = {p["commit"] for p in provs.values()}
+    assert len(commits) == 1 and not next(iter(commits)).endswith("local changes"), \
+        f"chapters executed at {commits}: run `make book` on a clean checkout"
+    assert all(p.get("executed") for p in provs.values()), "a chapter without its execution date"
