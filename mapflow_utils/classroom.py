@@ -153,9 +153,11 @@ def autograder_zip(dist: Path) -> Path:
 
 @dataclass(frozen=True)
 class Grade:
-    """Points per autograded question (``{question: (score, possible)}``) of one submission."""
+    """Points per autograded question (``{question: (score, possible)}``) of one submission, and for each question
+    that lost points the message of its first failing check (``messages``)."""
 
     questions: dict[str, tuple[float, float]]
+    messages: dict[str, str] = None
 
     @property
     def total(self) -> tuple[float, float]:
@@ -168,9 +170,113 @@ def grade(dist: Path, submission: Path) -> Grade:
         _run([_otter(), "run", "-a", str(autograder_zip(dist)), "-o", tmp, str(submission)],
              f"otter run on {submission}")
         res = json.loads(Path(tmp, "results.json").read_text())
-    scores = {t["name"]: (float(t["score"]), float(t["max_score"])) for t in res["tests"]
-              if t.get("max_score") is not None and t["max_score"] == t["max_score"]}  # "Public Tests": NaN
-    return Grade({k: (round(s, 6), p) for k, (s, p) in scores.items()})
+    graded = [t for t in res["tests"] if t.get("max_score") is not None and t["max_score"] == t["max_score"]]  # "Public Tests": NaN
+    scores = {t["name"]: (float(t["score"]), float(t["max_score"])) for t in graded}
+    messages = {t["name"]: failure_message(t.get("output") or "") for t in graded if t["score"] < t["max_score"]}
+    return Grade({k: (round(s, 6), p) for k, (s, p) in scores.items()}, messages)
+
+
+def failure_message(output: str) -> str:
+    """The first failing check's own message in otter's output for one question (the text after the first
+    ``AssertionError:`` or other exception line of the doctest traceback), else its first line."""
+    import re
+
+    m = re.search(r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): ?(.*)$", output, re.M)
+    if m:
+        return f"{m.group(2).strip()}" if m.group(1) == "AssertionError" else f"{m.group(1)}: {m.group(2).strip()}"
+    lines = [l.strip() for l in output.splitlines() if l.strip()]
+    return lines[0] if lines else "failed"
+
+
+# -------------------------------------------------------------------------------------------- in the notebook
+
+def notebook_path(default: str) -> str:
+    """The notebook this kernel is running, whatever the student named it: Jupyter's ``JPY_SESSION_NAME``
+    (jupyter_server 2+ sets it for a notebook's kernel), VS Code's ``__vsc_ipynb_file__``, else ``default``. Relative
+    to the working folder when inside it (otter's export zips the notebook under that name and grades it by it)."""
+    found = os.environ.get("JPY_SESSION_NAME", "")
+    if not (found.endswith(".ipynb") and Path(found).is_file()):
+        try:
+            from IPython import get_ipython
+
+            found = str((get_ipython().user_ns if get_ipython() else {}).get("__vsc_ipynb_file__", ""))
+        except ImportError:
+            found = ""
+    if not (found.endswith(".ipynb") and Path(found).is_file()):
+        return default
+    here = Path.cwd().resolve()
+    path = Path(found).resolve()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+
+class CheckResult:
+    """What ``grader.check(...)`` shows: otter's result, headed by the first failing check's own message (which
+    names the likely mistake) instead of leaving it at the end of a doctest traceback."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+    def headline(self) -> str:
+        if getattr(self._result, "passed_all", True):
+            return ""
+        return f"{self._result.name}: {failure_message(self._result.summary())}"
+
+    def __repr__(self) -> str:
+        head = self.headline()
+        return (f"{head}\n\n" if head else "") + repr(self._result)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = self.headline()
+        inner = self._result._repr_html_() if hasattr(self._result, "_repr_html_") else f"<pre>{html.escape(repr(self._result))}</pre>"
+        return (f"<p><strong>{html.escape(head)}</strong></p>" if head else "") + inner
+
+
+def grader(name: str):
+    """The assignment's otter grader bound to the notebook the student works in (:func:`notebook_path`), so
+    ``grader.export()`` zips that notebook even in a renamed copy; its ``check`` results lead with the likely
+    mistake (:class:`CheckResult`)."""
+    import otter
+
+    class Grader(otter.Notebook):
+        def check(self, question: str, global_env: dict | None = None):
+            import inspect
+
+            # otter reads the notebook's variables from its caller's globals: that is the notebook, not this module
+            env = global_env if global_env is not None else inspect.currentframe().f_back.f_globals
+            result = super().check(question, env)
+            return None if result is None else CheckResult(result)
+
+    return Grader(notebook_path(f"{name}.ipynb"))
+
+
+def _short(x) -> str:
+    a = np.asarray(x)
+    return np.array2string(a, precision=4, threshold=12) if a.ndim else f"{float(a):.6g}"
+
+
+def expect(got, expected, what: str, mistakes: dict | None = None, rtol: float = 1e-6, atol: float = 1e-8) -> None:
+    """Assert ``got`` equals ``expected`` (numbers or arrays, within ``rtol``/``atol``). When it does not, the
+    message *starts* with the likely mistake: the first entry of ``mistakes`` (``{"what the mistake is": the value
+    it gives}``) that ``got`` matches, else what was called, what came back and what was expected."""
+    def same(a, b) -> bool:
+        try:
+            a, b = np.asarray(a, float), np.asarray(b, float)
+        except (TypeError, ValueError):
+            return False
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+
+    if same(got, expected):
+        return
+    tail = f"{what} gave {_short(got)}, expected {_short(expected)}"
+    for mistake, value in (mistakes or {}).items():
+        if same(got, value):
+            raise AssertionError(f"{mistake} ({tail})")
+    raise AssertionError(tail)
 
 
 # ------------------------------------------------------------------------------------------------ the inputs

@@ -432,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ag.add_argument("name", help="the assignment, e.g. a1_knockout")
     ag.add_argument("submissions", nargs="+", help="submitted notebooks (.ipynb) or export zips")
     ag.add_argument("--out", default=None, help="also write the scores as CSV here")
+    ag.add_argument("--dist", default=None, help="the built assignment folder (default: dist/assignments/<name>)")
 
     tv = sub.add_parser("tiny-vlm", help="save a tiny random-weight copy of a supported model class (for trying "
                                          "chapters on every class without downloads)")
@@ -545,12 +546,14 @@ def _assignments(args) -> None:
             print(f"{name}: {paths.shown(str(classroom.student_notebook(dist)))} (students), "
                   f"{paths.shown(str(classroom.autograder_zip(dist)))} (grading)")
         return
-    dist = classroom.DIST / args.name
+    dist = Path(args.dist) if args.dist else classroom.DIST / args.name
     rows = []
     for sub in args.submissions:
         g = classroom.grade(dist, Path(sub))
         rows.append([sub] + [f"{s:g}/{p:g}" for s, p in g.questions.values()] + [f"{g.total[0]:g}/{g.total[1]:g}"])
-        print(sub, *rows[-1][1:])
+        print(f"{sub}: {g.total[0]:g}/{g.total[1]:g}")
+        for q, (s, p) in g.questions.items():
+            print(f"  {q}: {s:g}/{p:g}" + (f"  {g.messages[q]}" if q in (g.messages or {}) else ""))
     if args.out:
         import csv
 

@@ -23,6 +23,7 @@ MISTAKES = [
     ("a2_logit_lens", "q2_paper_lens", "states = torch.cat([hidden[:-1], final_norm(hidden[-1:])])",
      "states = final_norm(hidden)"),
     ("a3_change_ci", "q1_pct_change", "100.0 * (p_new - p_base) / p_base", "100.0 * (p_base - p_new) / p_base"),
+    ("a3_change_ci", "q1_pct_change", "100.0 * (p_new - p_base) / p_base", "100.0 * (p_new - p_base) / p_new"),
     ("a3_change_ci", "q2_only_correct", "keep = np.asarray(predicted) == np.asarray(answer)",
      "keep = np.ones(len(predicted), bool)"),
     ("a3_change_ci", "q3_bootstrap", "np.percentile(boots, 2.5, axis=0), np.percentile(boots, 97.5, axis=0)",
@@ -33,6 +34,16 @@ MISTAKES = [
      "return (kept[0][0], kept[0][1]) if kept else None"),
     ("a4_pathways", "q3_pooled_curve", "return (x[rows] if rows.any() else x).mean(0)", "return x.mean(0)"),
 ]
+#: What the grade output must say first for a planted mistake (by its mistaken text): the mistake, by name.
+NAMED = {
+    "100.0 * (p_base - p_new) / p_base": "the sign is flipped",
+    "100.0 * (p_new - p_base) / p_new": "divided by the knocked-out probability",
+    "keep = np.ones(len(predicted), bool)": "every row kept",
+    "np.percentile(boots, 5, axis=0), np.percentile(boots, 95, axis=0)": "the 5th/95th percentiles",
+    "min(n_layers, layer + k // 2)": "the window's end is one short",
+    "out[k[:, None], q[None, :]] = True": "did you transpose?",
+    "for lo in range(0, len(curve) - size + 1, size):": "a last, shorter",
+}
 PRESENT = [a for a in classroom.ASSIGNMENTS if (classroom.ASSIGNMENTS_DIR / a / f"{a}.md").exists()]
 
 
@@ -110,6 +121,61 @@ def test_planted_mistake_loses_exactly_its_question(name, question, right, wrong
             assert score == 0, f"{question}: the planted mistake kept {score} of {possible} points"
         else:
             assert score == possible, f"the mistake in {question} cost {q} points ({score}/{possible})"
+    assert set(g.messages) == {question} and g.messages[question], f"no message for {question}: {g.messages}"
+    if wrong in NAMED:
+        assert NAMED[wrong] in g.messages[question], \
+            f"{question}: the message should name the mistake ({NAMED[wrong]!r}), says {g.messages[question]!r}"
+
+
+def test_grade_prints_each_questions_score_and_message(built, tmp_path, capsys):
+    """`mapflow assignments grade` prints a line per question: its score and, where it lost points, why."""
+    from mapflow_utils import cli
+
+    dist = built("a3_change_ci")
+    nb = json.loads(classroom.solution_notebook(dist).read_text())
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = src.replace("100.0 * (p_new - p_base) / p_base", "100.0 * (p_new - p_base) / p_new")
+    sub = tmp_path / "sub.ipynb"
+    sub.write_text(json.dumps(nb))
+    cli.main(["assignments", "grade", "a3_change_ci", str(sub), "--dist", str(dist)])
+    out = capsys.readouterr().out
+    assert f"{sub}: 5/7" in out
+    assert "  q1_pct_change: 0/2  divided by the knocked-out probability" in out and "  q2_only_correct: 2/2\n" in out
+
+
+def test_check_leads_with_the_mistake_and_export_takes_the_renamed_notebook(built, tmp_path):
+    """A student works in a renamed copy ("my copy.ipynb") beside the untouched original, as Jupyter runs it
+    (JPY_SESSION_NAME): ``grader.check`` puts the named mistake on its first line, and ``grader.export`` zips the
+    renamed copy, which the autograder grades (the untouched original would get 0)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    dist = built("a3_change_ci")
+    work = tmp_path / "student"
+    shutil.copytree(dist / "student", work)
+    nb = json.loads(classroom.solution_notebook(dist).read_text())
+    for cell in nb["cells"]:
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = src.replace("100.0 * (p_new - p_base) / p_base", "100.0 * (p_new - p_base) / p_new")
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "id": "chk",
+                        "source": 'grader.check("q1_pct_change")'})
+    copy = work / "my copy.ipynb"
+    copy.write_text(json.dumps(nb))
+    env = {**os.environ, "JPY_SESSION_NAME": str(copy)}
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", copy.name,
+                    "--output", "done.ipynb"], cwd=work, env=env, check=True, capture_output=True, timeout=900)
+    done = json.loads((work / "done.ipynb").read_text())
+    shown = "".join(done["cells"][-1]["outputs"][0]["data"]["text/plain"])
+    assert shown.startswith("q1_pct_change: divided by the knocked-out probability"), shown[:300]
+    zips = sorted(work.glob("my copy_*.zip"))
+    assert zips, f"grader.export wrote no zip of the renamed notebook: {sorted(p.name for p in work.iterdir())}"
+    assert "my copy.ipynb" in zipfile.ZipFile(zips[-1]).namelist()
+    g = classroom.grade(dist, zips[-1])
+    assert g.questions["q1_pct_change"][0] == 0 and g.questions["q2_only_correct"] == (2, 2), g.questions
 
 
 def test_each_practised_chapter_links_its_assignment():
