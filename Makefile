@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-book test-matrix test-assignments test-pages assignments book book-html screenshots data smol-models clean
+.PHONY: install test test-book test-matrix test-assignments test-pages test-slurm assignments book book-html screenshots data smol-models clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -32,7 +32,8 @@ $(STAMP):
 install: $(STAMP)  ## create .venv and install torch first, then mapflow with its pinned dependencies
 
 test: install  ## unit tests + every chapter run by papermill with tiny parameters in a temporary cache
-	$(VENV)/bin/pytest tests --ignore=tests/book --ignore=tests/matrix --ignore=tests/assignments --ignore=tests/pages
+	$(VENV)/bin/pytest tests --ignore=tests/book --ignore=tests/matrix --ignore=tests/assignments --ignore=tests/pages \
+	  --ignore=tests/slurm
 
 # The book's committed result cache: `make book` writes it, `make test-book` reads only it (never runs/cache).
 BOOK_RESULTS := MAPFLOW_RESULTS=data/results
@@ -54,6 +55,9 @@ test-matrix: install  ## every chapter that takes a model x every supported clas
 
 test-assignments: install  ## every classroom assignment: otter assign, then otter run on solution, blank and planted mistakes
 	$(VENV)/bin/pytest tests/assignments
+
+test-slurm: install  ## a one-node Slurm cluster on localhost (installed from Debian if missing): a chapter as an array of shards through tools/mapflow.sbatch, then the page with afterok
+	$(VENV)/bin/pytest tests/slurm
 
 test-pages: install $(WIDGETS_JS) assignments  ## build the HTML, then open every page in headless Chromium (widgets, no network)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -221,6 +221,8 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
     params = list(tower.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, elapsed = 0, 0.0
+    # every (re)start with its configuration: a run resumed with other settings says so in train.json
+    history = [{"from_step": 0, "config": asdict(cfg)}]
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         st = torch.load(ckpt, weights_only=False)
@@ -228,13 +230,16 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
         heads.load_state_dict(st["heads"])
         opt.load_state_dict(st["opt"])
         step, elapsed = st["step"], st["elapsed"]
+        history = st.get("history") or [{"from_step": 0, "config": None}]
+        if history[-1]["config"] != asdict(cfg):
+            history.append({"from_step": step, "config": asdict(cfg)})
         log(f"resumed smol-tower at step {step}")
     t0 = time.perf_counter() - elapsed
     logf = (out / "log.jsonl").open("a")
 
     def save():
         torch.save({"tower": tower.state_dict(), "heads": heads.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": time.perf_counter() - t0}, str(ckpt) + ".tmp")
+                    "elapsed": time.perf_counter() - t0, "history": history}, str(ckpt) + ".tmp")
         Path(str(ckpt) + ".tmp").replace(ckpt)
 
     running: list[dict] = []
@@ -266,7 +271,7 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
     save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(out / TOWER_FILE))
     tower.config.save_pretrained(out)  # config.json: smol.new_model builds the VideoLLM's tower from it
     save_file({k: v.contiguous() for k, v in heads.state_dict().items()}, str(out / "heads.safetensors"))
-    meta = {"config": asdict(cfg), "steps_done": step, "wall_minutes": round((time.perf_counter() - t0) / 60, 1),
+    meta = {"config": asdict(cfg), "history": history, "steps_done": step, "wall_minutes": round((time.perf_counter() - t0) / 60, 1),
             "parameters": sum(p.numel() for p in tower.parameters())}
     (out / "train.json").write_text(json.dumps(meta, indent=1) + "\n")
     log(f"smol-tower: {step} steps in {meta['wall_minutes']} min -> {out}")
@@ -455,13 +460,14 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (TowerStageConfig.lr)")
     ap.add_argument("--hidden", type=int, default=None, help="tower width (TowerConfig.hidden)")
     ap.add_argument("--layers", type=int, default=None, help="tower depth (TowerConfig.layers)")
     ap.add_argument("--probe", action="store_true", help="after training, run the held-out probes into probes.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
     cfg = TowerStageConfig(seed=args.seed)
-    for k in ("steps", "minutes"):
+    for k in ("steps", "minutes", "lr"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     sizes = {k: getattr(args, k) for k in ("hidden", "layers") if getattr(args, k) is not None}

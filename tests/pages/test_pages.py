@@ -306,3 +306,31 @@ def test_explorers_keep_choices_and_change_the_figure(browser):
         tab.close()
         assert not [e for e in errors if "THEBE" not in e], f"{page.name}: {errors}"
     assert driven >= 5, f"only {driven} explorers driven"
+
+
+#: What a reader must never see on a page: stderr output, a traceback, a Python warning, a machine path.
+_DIRT = {
+    "stderr output": re.compile(r'class="[^"]*\boutput stderr\b'),
+    "a traceback": re.compile(r"Traceback \(most recent call last\)"),
+    "a Python warning": re.compile(r"\b\w*Warning: "),
+    "a machine path": re.compile(r"(/home/|/root/|/tmp/|/work/|/Users/|[A-Z]:\\\\)[\w./-]+"),
+}
+
+
+def page_dirt(html: str) -> list[str]:
+    """What of :data:`_DIRT` a page's text shows (scripts and the saved widget state excluded)."""
+    text = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    return [f"{what}: {m.group(0)[:80]!r}" for what, rx in _DIRT.items() for m in [rx.search(text)] if m]
+
+
+def test_dirt_check_sees_warnings_tracebacks_and_paths():
+    page = ('<div class="output stderr"><pre>/work/main/mapflow_utils/plots.py:98: RuntimeWarning: More than 20 '
+            'figures</pre></div>')
+    found = " ".join(page_dirt(page))
+    assert "stderr output" in found and "a Python warning" in found and "a machine path" in found
+    assert not page_dirt('<p>layer 3 of 30: -12.5% (95% CI -20.1 to -4.0)</p><script>"/tmp/x"</script>')
+
+
+def test_no_page_shows_a_warning_a_traceback_or_a_machine_path():
+    bad = {p.name: d for p in _pages() for d in [page_dirt(p.read_text())] if d}
+    assert not bad, f"pages a reader should not see this way: {bad}"
