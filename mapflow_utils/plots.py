@@ -175,8 +175,7 @@ def sweep_grid(curves: Mapping[str, tuple], tasks: Sequence[str], title: str = "
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
-    fig.tight_layout()
-    return fig
+    return fig  # the style's constrained layout places the title and panels
 
 
 def frequency_lines(norm: Mapping[str, np.ndarray], title: str, xlabel: str = "layer"):
