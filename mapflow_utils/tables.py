@@ -199,11 +199,9 @@ def finding_table(accuracy: dict[str, dict[str, list[int]]], chance_by_task: dic
     def small(n: int) -> str:
         return f"{n} (small)" if n < SMALL_N else str(n)
 
-    rows = [["all frames", *(pct(accuracy["all"][t]) for t in tasks)],
-            ["chance", *(pct(chance_by_task[t]) for t in tasks)],
-            ["one frame", *(pct(accuracy["one_random"].get(t, [0, 0])) for t in tasks)],
-            ["N", *(small(accuracy["all"][t][1]) for t in tasks)]]
-    return markdown_table(rows, ["accuracy %", *(t.replace("_", " ") for t in tasks)])
+    rows = [[t.replace("_", " "), pct(accuracy["all"][t]), pct(chance_by_task[t]),
+             pct(accuracy["one_random"].get(t, [0, 0])), small(accuracy["all"][t][1])] for t in tasks]
+    return markdown_table(rows, ["task", "all frames %", "chance %", "one frame %", "N"])
 
 
 def paper_table_a_rows() -> tuple[list[str], list[list[Any]]]:

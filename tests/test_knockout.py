@@ -340,3 +340,20 @@ def test_plan_batches_share_prefix_and_start_layer_within_budget():
     assert [len(b) for b in batches if firsts[b[0]] == 99] == [3, 3, 3, 3]
     assert all(len(b) == 1 for b in batches if firsts[b[0]] == 20)
     assert [len(b) for b in batches if firsts[b[0]] == 60] == [2, 1, 2, 1]
+
+
+def test_subject_accuracy_is_cached_per_question_and_deterministic(tmp_path):
+    """The opening box's accuracy (all frames and one random frame): a rerun reads every answer from the cache and
+    gives the same counts; the random frame depends on the seed and the question, not on the order of questions."""
+    from mapflow_utils import experiments, paths
+    from mapflow_utils.cache import STATS
+    from mapflow_utils.data import load_tvbench
+    from mapflow_utils.models import load
+
+    _, _, video = load(paths.VIDEO_MODEL)
+    ds = load_tvbench(paths.SYNTHETIC, tasks=["action_antonym"], n_per_task=3, seed=0)
+    first = experiments.subject_accuracy(video, ds, "content", results_dir=tmp_path)
+    computed = STATS["computed"]
+    again = experiments.subject_accuracy(video, list(reversed(list(ds))), "content", results_dir=tmp_path)
+    assert STATS["computed"] == computed and again == first
+    assert set(first) == set(experiments.BOX_CONTROLS) and first["all"]["action_antonym"][1] == 3
