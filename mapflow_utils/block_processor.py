@@ -54,6 +54,31 @@ EVAL_MVBENCH_PHI3 = _template(("<|system|>\n", "<|end|>"), ("<|user|>\n", "<|end
 CONFIG_NAME = "mapflow_processor.json"
 
 
+#: How a frame becomes the model's square input: ``squash`` resizes it straight to S×S (the image processor's own
+#: resize); ``short_side_crop`` is InternVL-Chat's video path in the paper's evaluation code (torchvision's
+#: ``Resize(S, BICUBIC)`` on the short side, then ``CenterCrop(S)``), done here on the PIL image before the image
+#: processor, which then only rescales and normalises.
+FRAME_TRANSFORMS = ("squash", "short_side_crop")
+
+
+def short_side_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    """``frame`` uint8 ``[H, W, 3]`` → ``[size, size, 3]``: the short side resized to ``size`` (bicubic, PIL; the
+    long side ``int(size · long / short)`` as torchvision computes it), then the centre ``size × size`` (top-left at
+    ``int(round((H' − size) / 2))``, as torchvision's ``CenterCrop``)."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    if h <= w:
+        new = (int(size * w / h), size)
+    else:
+        new = (size, int(size * h / w))
+    img = Image.fromarray(frame).convert("RGB")
+    if (w, h) != new:
+        img = img.resize(new, Image.BICUBIC)
+    top, left = int(round((new[1] - size) / 2.0)), int(round((new[0] - size) / 2.0))
+    return np.asarray(img.crop((left, top, left + size, top + size)))
+
+
 class VideoBlockProcessor:
     """Frames → ``pixel_values`` ``[T, 3, S, S]``; the one ``video_token`` in the text → ``n`` copies of it.
 
@@ -64,8 +89,11 @@ class VideoBlockProcessor:
 
     def __init__(self, image_processor, tokenizer, video_token: str, tokens_per_frame: int,
                  pooled_frames: int | None = None, num_frames: int | None = None, chat_template: str = EVAL_MVBENCH,
-                 name: str = "this model"):
+                 name: str = "this model", frame_transform: str = "squash"):
+        if frame_transform not in FRAME_TRANSFORMS:
+            raise ValueError(f"frame_transform must be one of {FRAME_TRANSFORMS}, got {frame_transform!r}")
         self.image_processor, self.tokenizer = image_processor, tokenizer
+        self.frame_transform = frame_transform
         self.video_token, self.tokens_per_frame = video_token, int(tokens_per_frame)
         self.pooled_frames, self.num_frames, self.name = pooled_frames, num_frames, name
         self.chat_template = chat_template
@@ -73,6 +101,15 @@ class VideoBlockProcessor:
         if self.video_token_id is None or self.video_token_id == tokenizer.unk_token_id:
             raise ValueError(f"the tokenizer of {name} has no {video_token!r} token; it is not a checkpoint of this "
                              "layout (see mapflow_utils.models.SUPPORT)")
+
+    @property
+    def size(self) -> int:
+        """The square side S of the model's input frames (the image processor's target size)."""
+        size = self.image_processor.size  # a dict, or transformers' SizeDict (attributes)
+        if isinstance(size, (int, float)):
+            return int(size)
+        get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+        return int(get("height") or get("shortest_edge"))
 
     def num_video_tokens(self, num_frames: int) -> int:
         """Tokens one video of ``num_frames`` frames takes in the input ids."""
@@ -108,6 +145,8 @@ class VideoBlockProcessor:
             expanded.append(parts[0] + "".join(self.video_token * next(counts) + p for p in parts[1:]))
         data = dict(self.tokenizer(expanded, return_tensors=return_tensors, **kwargs))
         if frames:
+            if self.frame_transform == "short_side_crop":
+                frames = [short_side_crop(np.asarray(f), self.size) for f in frames]
             data["pixel_values"] = self.image_processor(images=frames, return_tensors=return_tensors)["pixel_values"]
         return BatchFeature(data=data)
 
@@ -119,7 +158,8 @@ class VideoBlockProcessor:
         self.image_processor.save_pretrained(out)
         (out / CONFIG_NAME).write_text(json.dumps(dict(
             video_token=self.video_token, tokens_per_frame=self.tokens_per_frame, pooled_frames=self.pooled_frames,
-            num_frames=self.num_frames, chat_template=self.chat_template), indent=1))
+            num_frames=self.num_frames, chat_template=self.chat_template, frame_transform=self.frame_transform),
+            indent=1))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, name: str | None = None) -> "VideoBlockProcessor":

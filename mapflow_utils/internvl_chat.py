@@ -13,7 +13,8 @@ The original layout (``model_type`` ``internvl_chat``; remote code ``InternVLCha
   ``<img><IMG_CONTEXT></img>`` has its context token repeated 256 times per frame.
 
 :func:`convert` writes the native checkpoint (the fused ``qkv`` split into ``q/k/v``, the rest renamed) and a
-:class:`~mapflow_utils.block_processor.VideoBlockProcessor` (frames resized to 448², ImageNet mean/std, the paper's
+:class:`~mapflow_utils.block_processor.VideoBlockProcessor` (frames short-side resized to 448 and centre-cropped,
+ImageNet mean/std, the paper's
 ``eval_mvbench`` text inside Phi-3 roles, one block of ``T·256`` context tokens). :func:`converted` does it once per
 checkpoint into the cache; :func:`mapflow_utils.models.load` calls it for an ``internvl_chat`` folder or hub id.
 """
@@ -31,7 +32,7 @@ import torch
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CONTEXT_TOKEN = "<IMG_CONTEXT>"
 #: Bump when the conversion changes: converted folders are cached under a key that includes it.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: frames short-side resized and centre-cropped, as the paper's video path
 
 #: (original, native) names: a whole key, or a prefix when it ends with "."; ``{n}`` stands for a layer number.
 #: ``attn.qkv`` is split separately (:func:`convert_state_dict`).
@@ -179,7 +180,8 @@ def convert(src: str | Path, dst: str | Path) -> Path:
     images = GotOcr2ImageProcessor(size={"height": size, "width": size}, crop_to_patches=False,
                                    image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
     VideoBlockProcessor(images, tokenizer, video_token=CONTEXT_TOKEN, tokens_per_frame=frame_tokens(config),
-                        chat_template=EVAL_MVBENCH_PHI3, name=str(src)).save_pretrained(dst)
+                        chat_template=EVAL_MVBENCH_PHI3, name=str(src),
+                        frame_transform="short_side_crop").save_pretrained(dst)
     return dst
 
 

@@ -387,3 +387,32 @@ def test_llava_next_7b_at_its_real_size_pools_to_the_papers_grid():
         ours, plain = pllava.PllavaForConditionalGeneration(cfg), LlavaForConditionalGeneration(cfg)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in plain.parameters())
     assert 6.8e9 < sum(p.numel() for p in ours.parameters()) < 7.3e9
+
+
+@pytest.mark.parametrize("hw", [(360, 640), (361, 641), (480, 360), (448, 600)])
+def test_internvl_chat_frames_are_cropped_as_the_papers_video_path(tmp_path, monkeypatch, hw):
+    """A non-square frame through the converted checkpoint's processor equals the paper's own transform for
+    InternVL-Chat videos, written here with torchvision as its evaluation code does: Resize(S, BICUBIC) on the short
+    side, CenterCrop(S), ToTensor, Normalize(ImageNet). Squashing to S×S (the old path) is far from it."""
+    import numpy as np
+    import torchvision.transforms as T
+    from PIL import Image
+    from torchvision.transforms.functional import InterpolationMode
+
+    monkeypatch.setenv("MAPFLOW_CACHE", str(tmp_path / "cache"))
+    _, processor, _ = models.load(save_tiny(CHAT, tmp_path / "original"))
+    size = processor.size
+    paper = T.Compose([T.Lambda(lambda im: im.convert("RGB")), T.Resize(size, interpolation=InterpolationMode.BICUBIC),
+                       T.CenterCrop(size), T.ToTensor(),
+                       T.Normalize(internvl_chat.IMAGENET_MEAN, internvl_chat.IMAGENET_STD)])
+    frame = np.random.default_rng(hw[0]).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    frame[:, : hw[1] // 3] //= 3  # structure across the width, so a wrong crop or squash shows
+    want = paper(Image.fromarray(frame))
+    text = build_prompt(processor, "q?", ["a", "b"]).text
+    got = processor(text=text, videos=[np.stack([frame] * 2)])["pixel_values"][0]
+    # float32 rescale-and-normalise in another order: a few ulps
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    squashed = T.Normalize(internvl_chat.IMAGENET_MEAN, internvl_chat.IMAGENET_STD)(
+        T.ToTensor()(Image.fromarray(frame).resize((size, size), Image.BICUBIC)))
+    if hw[0] != hw[1]:
+        assert (squashed - want).abs().max() > 0.5
