@@ -9,9 +9,10 @@ frame after frame. No per-frame text, so every frame holds the same number of to
 The prompt is the paper's conversation ``eval_mvbench`` (its PLLaVA evaluation code): the MVBench system prompt, the
 video as a user turn of its own, the question as the next user turn, then the assistant role, which
 :func:`mapflow_utils.prompts.build_prompt` prefills with ``Best option:(``. :data:`EVAL_MVBENCH` writes it with
-Vicuna's ``USER: ``/``ASSISTANT:`` roles (separator ``" "``), :data:`EVAL_MVBENCH_PHI3` inside Phi-3's roles
-(``<|system|>``, ``<|user|>``, ``<|assistant|>``, each turn closed by ``<|end|>``), as InternVL-Chat's ``phi3-chat``
-template does.
+Vicuna's ``USER: ``/``ASSISTANT:`` roles (separator ``" "``), :data:`EVAL_MVBENCH_PHI3` with Phi-3's role names
+and the same separators (the paper's ``eval_mvbench_phi3``). The question text is the paper's too
+(:data:`mapflow_utils.prompts.QUESTION_STYLES` ``eval_mvbench``: a space before the newline that precedes "Only
+give the best option.").
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def _template(system: tuple[str, str], user: tuple[str, str], assistant: str, me
 #: ``eval_mvbench`` with Vicuna roles (LLaVA-NeXT-Video-FT and the llava-v1.6 bases): system text, "\n", the
 #: separator " ", then ``USER: <image>\n`` + " ", ``USER: {question…}`` + " ", ``ASSISTANT:``.
 EVAL_MVBENCH = _template(("", "\n "), ("USER: ", " "), "ASSISTANT:", "<image>\n")
-#: ``eval_mvbench`` inside Phi-3 roles (Mini-InternVL): the video is ``<img><IMG_CONTEXT></img>`` (one context token
-#: in the template; the processor repeats it to T·n).
-EVAL_MVBENCH_PHI3 = _template(("<|system|>\n", "<|end|>"), ("<|user|>\n", "<|end|>"), "<|assistant|>\n",
-                              "<img><IMG_CONTEXT></img>\n")
+#: ``eval_mvbench_phi3`` (Mini-InternVL): the same conversation with Phi-3's role names and the same separators,
+#: no ``<|system|>`` and no ``<|end|>`` (``SYSTEM\n <|user|>\n<img><IMG_CONTEXT></img>\n <|user|>\n… <|assistant|>\n``);
+#: the video is ``<img><IMG_CONTEXT></img>`` (one context token in the template; the processor repeats it to T·n).
+EVAL_MVBENCH_PHI3 = _template(("", "\n "), ("<|user|>\n", " "), "<|assistant|>\n", "<img><IMG_CONTEXT></img>\n")
 
 #: The file a converted checkpoint carries to say it is read by this processor (and with which numbers).
 CONFIG_NAME = "mapflow_processor.json"
@@ -89,11 +90,12 @@ class VideoBlockProcessor:
 
     def __init__(self, image_processor, tokenizer, video_token: str, tokens_per_frame: int,
                  pooled_frames: int | None = None, num_frames: int | None = None, chat_template: str = EVAL_MVBENCH,
-                 name: str = "this model", frame_transform: str = "squash"):
+                 name: str = "this model", frame_transform: str = "squash", question_style: str = "eval_mvbench"):
         if frame_transform not in FRAME_TRANSFORMS:
             raise ValueError(f"frame_transform must be one of {FRAME_TRANSFORMS}, got {frame_transform!r}")
         self.image_processor, self.tokenizer = image_processor, tokenizer
         self.frame_transform = frame_transform
+        self.question_style = question_style  # read by prompts.build_prompt
         self.video_token, self.tokens_per_frame = video_token, int(tokens_per_frame)
         self.pooled_frames, self.num_frames, self.name = pooled_frames, num_frames, name
         self.chat_template = chat_template
@@ -158,8 +160,16 @@ class VideoBlockProcessor:
         self.image_processor.save_pretrained(out)
         (out / CONFIG_NAME).write_text(json.dumps(dict(
             video_token=self.video_token, tokens_per_frame=self.tokens_per_frame, pooled_frames=self.pooled_frames,
-            num_frames=self.num_frames, chat_template=self.chat_template, frame_transform=self.frame_transform),
-            indent=1))
+            num_frames=self.num_frames, chat_template=self.chat_template, frame_transform=self.frame_transform,
+            question_style=self.question_style), indent=1))
+
+    def to_json_string(self) -> str:
+        """Everything that shapes the inputs (the result cache's key reads it: never an object address)."""
+        return json.dumps(dict(
+            video_token=self.video_token, tokens_per_frame=self.tokens_per_frame, pooled_frames=self.pooled_frames,
+            num_frames=self.num_frames, chat_template=self.chat_template, frame_transform=self.frame_transform,
+            question_style=self.question_style, image_processor=self.image_processor.to_json_string()),
+            sort_keys=True)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, name: str | None = None) -> "VideoBlockProcessor":

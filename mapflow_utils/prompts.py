@@ -85,8 +85,18 @@ def open_stem(task: str, question: str) -> str:
     return stem
 
 
-def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFormat) -> tuple[str, tuple[str, ...]]:
-    """The user turn's text (without the video placeholder) and the option strings inside it."""
+#: How the question text is written: ``mapflow`` (the embedded models' training format) or ``eval_mvbench`` (the
+#: paper's evaluation code: a space before the newline that precedes the instruction, ``(B) b \nOnly give …``). A
+#: processor says which it takes with a ``question_style`` attribute (the paper's subjects' processors do).
+QUESTION_STYLES = ("mapflow", "eval_mvbench")
+
+
+def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFormat,
+              style: str = "mapflow") -> tuple[str, tuple[str, ...]]:
+    """The user turn's text (without the video placeholder) and the option strings inside it, in ``style``
+    (:data:`QUESTION_STYLES`)."""
+    if style not in QUESTION_STYLES:
+        raise ValueError(f"style must be one of {QUESTION_STYLES}, got {style!r}")
     if answer_format == "letter":
         options = tuple(f"({l}) {c}" for l, c in zip(_letters(len(candidates)), candidates))
     elif answer_format == "content":
@@ -95,7 +105,8 @@ def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFor
         return f"Question: {question}", ()
     else:
         raise ValueError(f"answer_format must be one of {FORMATS}, got {answer_format!r}")
-    return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"\n{INSTRUCTION}", options
+    before = " \n" if style == "eval_mvbench" else "\n"
+    return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"{before}{INSTRUCTION}", options
 
 
 def shared_space(tokenizer, text: str, answers: Sequence[str]) -> str:
@@ -136,7 +147,7 @@ def build_prompt(processor, question: str, candidates: Sequence[str], answer_for
     ``task`` picks the sentence stem of the ``open`` format. ``system_prompt=None`` leaves the system turn out.
     ``media=None`` leaves the video placeholder out (text-only questions, as in the SmolLM2 MCQ warm-up stage).
     """
-    text, options = user_text(question, candidates, answer_format)
+    text, options = user_text(question, candidates, answer_format, getattr(processor, "question_style", "mapflow"))
     messages = []
     if system_prompt:
         messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]})

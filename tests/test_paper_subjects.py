@@ -100,20 +100,61 @@ def _frames(n=8, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, FRAME, FRAME, 3), dtype=np.uint8)
 
 
+def _eval_mvbench(system: str, roles: tuple[str, str], sep: str, role_sep: str, media: str, question: str) -> str:
+    """The paper's conversation rendered from its definition: the system text and "\n", then each message as
+    ``role + role_sep + message + sep`` (the video as a user message of its own), then the assistant role and the
+    prefill ``Best option:(``. The question: options one per line, then " \n" and the instruction."""
+    user, assistant = roles
+    return (system + "\n" + sep + user + role_sep + media + sep + user + role_sep + question + sep + assistant
+            + role_sep.rstrip(" ") + "Best option:(")
+
+
+QUESTION = "Question: What happened?\nOptions:\n(A) a\n(B) b \nOnly give the best option."
+
+
+def _same_tokens(processor, got: str, want: str) -> None:
+    assert got == want, f"\n got: {got!r}\nwant: {want!r}"
+    tok = processor.tokenizer
+    assert tok(got, add_special_tokens=False)["input_ids"] == tok(want, add_special_tokens=False)["input_ids"]
+
+
 def test_eval_mvbench_prompt_with_vicuna_roles():
+    """LLaVA-NeXT-Video-FT (PLLaVA) and its llava-v1.6 base: Vicuna roles "USER"/"ASSISTANT" with ": ", sep " "."""
     _, processor = build_tiny(PLLAVA)
     p = build_prompt(processor, "What happened?", ["a", "b"], "letter")
-    want = (SYSTEM_PROMPT + "\n USER: <image>\n USER: Question: What happened?\nOptions:\n(A) a\n(B) b\n"
-            "Only give the best option. ASSISTANT:Best option:(")
-    assert p.text == want
+    want = _eval_mvbench(SYSTEM_PROMPT, ("USER", "ASSISTANT"), " ", ": ", "<image>\n", QUESTION)
+    assert want.endswith("(B) b \nOnly give the best option. ASSISTANT:Best option:(")
+    _same_tokens(processor, p.text, want)
 
 
-def test_eval_mvbench_prompt_inside_phi3_roles():
+def test_eval_mvbench_prompt_with_phi3_roles():
+    """Mini-InternVL (eval_mvbench_phi3): roles "<|user|>"/"<|assistant|>" with "\n", sep " ", no <|system|>, no
+    <|end|>."""
     _, processor = build_tiny(CHAT)
     p = build_prompt(processor, "What happened?", ["a", "b"], "letter")
-    want = ("<|system|>\n" + SYSTEM_PROMPT + "<|end|><|user|>\n<img><IMG_CONTEXT></img>\n<|end|><|user|>\nQuestion: "
-            "What happened?\nOptions:\n(A) a\n(B) b\nOnly give the best option.<|end|><|assistant|>\nBest option:(")
-    assert p.text == want
+    want = _eval_mvbench(SYSTEM_PROMPT, ("<|user|>", "<|assistant|>"), " ", "\n", "<img><IMG_CONTEXT></img>\n",
+                         QUESTION)
+    assert want.startswith(SYSTEM_PROMPT + "\n <|user|>\n<img><IMG_CONTEXT></img>\n <|user|>\nQuestion:")
+    assert want.endswith(" \nOnly give the best option. <|assistant|>\nBest option:(")
+    _same_tokens(processor, p.text, want)
+
+
+def test_the_paper_subjects_processors_key_the_cache_by_what_shapes_the_inputs():
+    """Their processor's fingerprint is its configuration (template, question style, frames), not an object
+    address: the same checkpoint loaded twice shares cached results; another question style does not."""
+    from mapflow_utils.cache import fingerprint
+
+    import copy
+
+    from mapflow_utils.block_processor import VideoBlockProcessor
+
+    _, a = build_tiny(PLLAVA)  # shared by other tests: not modified here
+    again = VideoBlockProcessor(a.image_processor, a.tokenizer, a.video_token, a.tokens_per_frame, a.pooled_frames,
+                                a.num_frames, a.chat_template)
+    assert a.to_json_string() == again.to_json_string() and "0x" not in a.to_json_string()
+    other = copy.copy(a)
+    other.question_style = "mapflow"
+    assert fingerprint(a.to_json_string()) != fingerprint(other.to_json_string())
 
 
 def test_block_processor_expands_one_placeholder_per_video():
