@@ -193,6 +193,23 @@ def provenance(subjects: Subjects | None = None, seed: int | None = None, ds: QA
     return out
 
 
+def write_figure_data(path: str | None = None) -> Path | None:
+    """Write the data behind every figure this kernel drew (:data:`mapflow_utils.plots.DRAWN`, in drawing order) to
+    ``path`` (default: where the runner said, :data:`mapflow_utils.paths.FIGURES_ENV`; nothing when neither)."""
+    import json
+    import os
+    import sys
+
+    path = path or os.environ.get(paths.FIGURES_ENV)
+    if not path:
+        return None
+    plots = sys.modules.get("mapflow_utils.plots")  # a chapter that drew nothing never imported it
+    out = Path(path)
+    out.write_text(json.dumps({"figures": plots.DRAWN if plots else []}, ensure_ascii=False,
+                              separators=(",", ":")) + "\n")
+    return out
+
+
 def footer(subjects: Subjects | None = None, seed: int | None = None, ds: QADataset | None = None) -> None:
     """The page's provenance footer (a short line of small text), also glued as ``provenance`` (JSON) for the
     runner's ``<chapter>.results.json``."""
@@ -202,6 +219,7 @@ def footer(subjects: Subjects | None = None, seed: int | None = None, ds: QAData
 
     info = provenance(subjects, seed, ds)
     glue(provenance=json.dumps(info))
+    write_figure_data()
     parts = [f"commit `{info['commit']}`", f"mapflow {info['mapflow']}, transformers {info['transformers']}, "
              f"torch {info['torch']}", info["machine"]]
     if "device" in info:

@@ -135,11 +135,21 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
     if "claims_file" in chapter_parameters(chapter):  # relative to the kernel's folder, dest.parent
         parameters.setdefault("claims_file", f"{chapter}.claims.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        nb = to_notebook(src, Path(tmp) / f"{chapter}.ipynb")
-        pm.execute_notebook(str(nb), str(dest), parameters=parameters, kernel_name="python3",
-                            cwd=str(dest.parent), progress_bar=progress, log_output=False,
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines in nested runs
+    figures = dest.with_name(f"{chapter}.figures.json")
+    figures.unlink(missing_ok=True)
+    before = os.environ.get(paths.FIGURES_ENV)
+    os.environ[paths.FIGURES_ENV] = str(figures)  # the kernel's footer writes the data behind its figures there
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            nb = to_notebook(src, Path(tmp) / f"{chapter}.ipynb")
+            pm.execute_notebook(str(nb), str(dest), parameters=parameters, kernel_name="python3",
+                                cwd=str(dest.parent), progress_bar=progress, log_output=False,
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])  # no kernel log lines
+    finally:
+        if before is None:
+            os.environ.pop(paths.FIGURES_ENV, None)
+        else:
+            os.environ[paths.FIGURES_ENV] = before
     _clean(dest)
     write_results(dest)
     return dest

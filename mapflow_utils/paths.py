@@ -53,6 +53,10 @@ def model_dir(name: str | Path | None, default: Path) -> str:
 #: The book's result cache, committed: ``make book`` writes it and ``make test-book`` reads it (through
 #: ``MAPFLOW_RESULTS``), so the executed pages are checked against results anyone can recompute.
 BOOK_RESULTS: Path = DATA / "results"
+#: The environment variable by which the runner (``mapflow run``/``mapflow book``) tells a chapter's kernel where to
+#: write the data behind its figures (``plots.DRAWN``, by ``chapter.footer``): ``<chapter>.figures.json`` beside the
+#: executed notebook, linked under every figure of the built page.
+FIGURES_ENV = "MAPFLOW_FIGURES"
 
 
 def cache_dir(path: str | Path | None) -> Path:

@@ -11,6 +11,32 @@ import numpy as np
 STYLE = "mapflow_utils.mapflow"
 
 
+#: The data behind every figure drawn in this process, in drawing order: ``{"figure", "kind", "title", "data"}``.
+#: A chapter's footer writes it as ``<chapter>.figures.json`` (``chapter.write_figure_data``), which the built page
+#: links under each figure.
+DRAWN: list[dict] = []
+
+
+def _jsonable(x):
+    """Arrays as lists of floats rounded to 4 decimals; mappings and sequences recursively."""
+    if isinstance(x, np.ndarray) or (hasattr(x, "detach") and hasattr(x, "numpy")):
+        a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=float)
+        return np.where(np.isfinite(a), np.round(a, 4), None).tolist()
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return round(float(x), 4) if np.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _record(kind: str, title: str, data) -> None:
+    DRAWN.append({"figure": len(DRAWN) + 1, "kind": kind, "title": title, "data": _jsonable(data)})
+
+
 def use_style() -> None:
     """Apply the house style (every plotting function calls it)."""
     plt.style.use(STYLE)
@@ -39,6 +65,9 @@ def frame_strip(rows: Mapping[str, np.ndarray], titles: Mapping[str, str] | None
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         if titles and label in titles:
             axes[r, 0].set_title(titles[label], loc="left", fontsize=7, fontweight="normal")
+    # the pixels are the video's own; the data of a strip are what each row shows
+    _record("frames", " | ".join(rows), {label: {"frames": len(f), "height_width": list(f.shape[1:3]),
+                                                 "text": (titles or {}).get(label, "")} for label, f in rows.items()})
     return fig
 
 
@@ -82,6 +111,7 @@ def loss_curves(logs: Mapping[str, Sequence[dict]], title: str = "training loss"
         for kind in kinds:
             pts = [(r["step"], r[kind]) for r in recs if kind in r]
             ax.plot(*zip(*pts), label=f"{name}: {kind[5:]} batches")
+            _record("lines", f"{title}: {name}, {kind[5:]}", {"step_loss": pts})
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (answer/caption tokens)")
@@ -113,6 +143,9 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
+    _record("lines", title, {"x": f"{xlabel} (1-indexed)", "y": ylabel,
+                             "curves": {label: {"mean": m, "lo": lo, "hi": hi, "N": n}
+                                        for label, (m, lo, hi, n) in curves.items()}})
     return fig
 
 
@@ -131,6 +164,10 @@ def pathway_bars(results: Mapping[str, object], title: str):
                                             "random blocking"), values)):
             ax.bar(k + (j - 1) * 0.27, v, 0.25, yerr=sd if j == 2 else None, capsize=3, color=f"C{j}",
                    label=label if k == 0 else None)
+    _record("bars", title, {name: {"full": overall_accuracy(r.acc["full"]),
+                                   "pathways": overall_accuracy(r.acc["pathways"]),
+                                   "random_mean_sd": random_accuracy(r.acc, r.random_labels), "kept": r.kept(),
+                                   "per_task": r.acc} for name, r in results.items()})
     ax.set_xticks(range(len(results)), list(results))
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -188,6 +225,7 @@ def frequency_lines(norm: Mapping[str, np.ndarray], title: str, xlabel: str = "l
     ax.set_ylabel("normalised top-1 frequency")
     ax.set_title(title)
     ax.legend()
+    _record("lines", title, {"x": f"{xlabel} (1-indexed)", "frequency": norm})
     return fig
 
 
@@ -205,6 +243,7 @@ def frame_heatmaps(maps: Mapping[str, np.ndarray], title: str, unit: str = "fram
         ax.set_title(label)
         ax.grid(False)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="attention mass")
+    _record("heatmaps", title, {"rows": "layer (1-indexed)", "columns": unit, "mass": maps})
     fig.suptitle(title if unit == "frame" else f"{title}  (columns: {unit})", x=0.01, ha="left", fontweight="bold")
     return fig
 
@@ -238,6 +277,7 @@ def attention_on_frames(frames: np.ndarray, grids: Mapping[str, np.ndarray], tit
     if next(iter(grids.values())).shape[-1] == 1:
         note += "  (frames of unequal token counts: mass per frame, no spatial layout)"
     fig.suptitle(title + note, x=0.01, ha="left", fontweight="bold", fontsize=9)
+    _record("attention on frames", title, {"units": "frame (or temporal group)", "grids": grids})
     return fig
 
 
@@ -361,6 +401,8 @@ def _lens_bars(readout: dict, variant: str) -> Iterator:
         where = f"layer {layer + 1} of {n}" if variant == "standard" else (
             f"input of layer {layer + 1}" if layer < n - 1 else "final norm output")
         ax.set_title(f"{variant} lens, {where}; answer '{readout['answer_token']}' in green", fontsize=9)
+        _record("lens bars", f"{variant} lens, {where}", {"tokens": list(tokens), "probability": probs,
+                                                          "answer": readout["answer_token"]})
         yield fig
 
 
@@ -372,6 +414,7 @@ def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-le
     if pts:
         ax.plot(*zip(*pts), marker="o", ms=3, label="letter accuracy (held-out image questions)")
     ax.axhline(100 * chance, color="black", lw=0.8, ls="--", label=f"chance ({100 * chance:.1f}%)")
+    _record("lines", title, {"step_accuracy_percent": pts, "chance_percent": 100 * chance})
     ax.set_ylim(0, 100)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy (%)")

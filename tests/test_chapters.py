@@ -16,6 +16,11 @@ TINY = {"n_per_task": 2, "tasks": ["action_antonym", "object_count"],
         "pairs": {name: [str(v), str(i)] for name, (v, i) in paths.EMBEDDED_PAIRS.items()}}
 
 
+#: Chapters that draw curves, bars or maps (the others show tables, frames or nothing).
+FIGURE_CHAPTERS = {"s3_2_temporal", "s3_3_integration", "s3_4_answer", "s3_5_pathways", "appab_scale", "appc_open",
+                   "appd1_long", "models"}
+
+
 def test_every_chapter_is_a_myst_notebook_with_parameters():
     assert set(cli.chapters()) >= {"data", "models", "s3_2_temporal", "s3_3_integration", "s3_4_answer",
                                    "s3_5_pathways", "appab_scale", "appc_open", "appd1_long", "verdicts"}
@@ -57,6 +62,10 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
         assert results["parameters"]["n_per_task"] == 2
     prov = results["provenance"]
     assert prov["commit"] and prov["torch"] and prov["run_seconds"] > 0, "every page says what produced it"
+    figures = out / f"{chapter}.figures.json"  # the data behind the page's figures, linked under each
+    drawn = json.loads(figures.read_text())["figures"]
+    if chapter in FIGURE_CHAPTERS:
+        assert drawn and all(d["title"] and d["data"] for d in drawn), f"{chapter}: no figure data"
     if "claims_file" in cli.chapter_parameters(chapter):
         claims = json.loads((out / f"{chapter}.claims.json").read_text())
         assert claims and all(c["verdict"] in rules.VERDICTS for c in claims)

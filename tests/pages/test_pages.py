@@ -138,6 +138,26 @@ def test_every_chapter_figure_is_named_and_captioned():
     assert named >= 20, f"only {named} named figures in the chapters"
 
 
+def test_every_chapter_figure_links_the_data_behind_it():
+    """Under each figure of a chapter, a link to ``_data/<chapter>.figures.json`` (mapflow_utils.sphinx_links), a
+    file in the built site holding every figure's data with its title."""
+    linked = 0
+    for page in sorted((HTML / "book").glob("*.html")):
+        html = page.read_text()
+        figures = re.findall(r"<figure[^>]*>(.*?)</figure>", html, re.S)
+        if not figures:
+            continue
+        for body in figures:
+            m = re.search(r'class="[^"]*figure-data[^"]*"[^>]*>\s*<a[^>]*href="([^"]+)"', body)
+            assert m, f"{page.name}: a figure without its data link"
+            target = (page.parent / m.group(1)).resolve()
+            assert target.is_file(), f"{page.name}: the data link points to a missing {target}"
+            drawn = json.loads(target.read_text())["figures"]
+            assert drawn and all("title" in d and d["data"] for d in drawn)
+            linked += 1
+    assert linked >= 20, f"only {linked} figures link their data"
+
+
 def test_parameters_cells_wrap_instead_of_scrolling():
     """Each chapter page links the book's stylesheet, which wraps the parameters cell's long lines."""
     css = HTML / "_static" / "mapflow.css"
