@@ -201,7 +201,7 @@ def finding_table(accuracy: dict[str, dict[str, list[int]]], chance_by_task: dic
 
     rows = [[t.replace("_", " "), pct(accuracy["all"][t]), pct(chance_by_task[t]),
              pct(accuracy["one_random"].get(t, [0, 0])), small(accuracy["all"][t][1])] for t in tasks]
-    return markdown_table(rows, ["task", "all frames %", "chance %", "one frame %", "N"])
+    return markdown_table(rows, ["task", "all %", "chance %", "1 frame %", "N"])
 
 
 def paper_table_a_rows() -> tuple[list[str], list[list[Any]]]:
