@@ -264,9 +264,11 @@ def show(claims: Sequence[Claim], claims_file: str | None = None) -> None:
 
 
 def write(claims: Sequence[Claim], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps([asdict(c) for c in claims], indent=1, ensure_ascii=False, default=float) + "\n")
-    return path
+    """The claims as JSON at ``path`` (rewritten only when they changed: readers never see a half-written file)."""
+    from .paths import write_if_changed
+
+    return write_if_changed(Path(path), json.dumps([asdict(c) for c in claims], indent=1, ensure_ascii=False,
+                                                   default=float) + "\n")
 
 
 def read(path: str | Path) -> list[Claim]:

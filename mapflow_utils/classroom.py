@@ -131,9 +131,7 @@ def page(book: Path = paths.BOOK) -> Path:
                   f"{a.minutes} minutes. **Difficulty:** {a.difficulty} of 5.", "",
                   f"{{download}}`Student notebook and public tests ({name}-student.zip) "
                   f"<{rel / name / f'{name}-student.zip'}>`", ""]
-    path = book / "classroom.md"
-    path.write_text("\n".join(lines))
-    return path
+    return paths.write_if_changed(book / "classroom.md", "\n".join(lines))
 
 
 def student_notebook(dist: Path) -> Path:

@@ -307,9 +307,7 @@ def write_status(book: Path = paths.BOOK) -> Path:
     for ch in chapters():
         f = book / f"{ch}.results.json"
         provs[ch] = (json.loads(f.read_text()).get("provenance") or {}) if f.exists() else {}
-    path = book / "status.md"
-    path.write_text(status_text(provs))
-    return path
+    return paths.write_if_changed(book / "status.md", status_text(provs))
 
 
 def summary_text(book: Path = paths.BOOK) -> str:
@@ -331,9 +329,7 @@ def summary_text(book: Path = paths.BOOK) -> str:
 
 def write_summary(book: Path = paths.BOOK) -> Path:
     """``book/_summary.md`` (:func:`summary_text`), which the landing page includes."""
-    path = book / "_summary.md"
-    path.write_text(summary_text(book))
-    return path
+    return paths.write_if_changed(book / "_summary.md", summary_text(book))
 
 
 class BookError(RuntimeError):

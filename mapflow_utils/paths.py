@@ -59,6 +59,17 @@ BOOK_RESULTS: Path = DATA / "results"
 FIGURES_ENV = "MAPFLOW_FIGURES"
 
 
+def write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` only when it differs from what is there: a generated page that is current is never
+    rewritten, so tiers that read it while another regenerates it (``make -j2``) never see it half-written."""
+    path = Path(path)
+    if not (path.is_file() and path.read_text() == text):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
 def cache_dir(path: str | Path | None) -> Path:
     """Resolve a chapter's ``results_dir``: ``None`` means ``$MAPFLOW_RESULTS`` (a repo-relative or absolute folder;
     the Makefile's book targets set it to ``data/results``) or else ``runs/cache``."""
