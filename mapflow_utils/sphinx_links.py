@@ -11,7 +11,7 @@ from pathlib import Path
 
 #: Where the figures' data go in the HTML output, and the words of the link.
 DATA_DIR = "_data"
-LINK_TEXT = "the data behind this figure (JSON: every figure of this page, in order, by title)"
+LINK_TEXT = "data behind the figures (JSON)"
 
 
 def _data_file(srcdir: str, docname: str) -> Path:

@@ -179,8 +179,9 @@ def test_curve_explorers_render_their_choices(opened):
         if not n:
             continue
         dom = opened[page][0]
-        labels = re.findall(r'<label[^>]*class="[^"]*widget-label[^"]*"[^>]*>([^<]*)<', dom)
-        for level in ("figure", "subject", "task"):  # a dropdown, or a label "level: choice" when there is one
+        # a dropdown's <label>, or a Label widget's <div> "level: choice" when the level has one entry
+        labels = re.findall(r'<(?:label|div)[^>]*class="[^"]*widget-label[^"]*"[^>]*>([^<]*)<', dom)
+        for level in ("figure", "subject", "task"):
             found = sum(l == level or l.startswith(f"{level}: ") for l in labels)
             assert found >= n, f"{page.name}: {found} '{level}' selectors, expected {n}"
         selects = re.findall(r"<select[^>]*>(.*?)</select>", dom, re.S)
