@@ -432,6 +432,17 @@ def ship(run: str | Path, out: str | Path) -> Path:
         rows.append(f"| {words} | {100 * probes[key]:.1f} | {'' if base is None else f'{100 * base:.1f}'} | "
                     f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
     t = meta["config"]["tower"]
+    cfg = meta["config"]
+    flags = "".join(f" --{k} {t[k]}" for k in ("hidden", "layers") if t[k] != getattr(TowerConfig(), k))
+    history = meta.get("history") or []
+    resumed = "".join(
+        f" Resumed at step {h['from_step']} with peak lr {h['config']['lr']:g} (until then {prev['config']['lr']:g})"
+        + (f": {prev['note']}" if prev.get("note") else "") + "."
+        for prev, h in zip(history, history[1:]) if h.get("config") and prev.get("config"))
+    pilots = sorted(d.name for d in (out / "pilots").iterdir() if d.is_dir()) if (out / "pilots").is_dir() else []
+    pilot_text = ("\n## Pilots (logs in `pilots/`)\n\nEach folder holds a pilot's `train.json` (its exact configuration) "
+                  "and `log.jsonl`; issue 22's closing notes give their numbers: " + ", ".join(f"`{p}`" for p in pilots)
+                  + ".\n") if pilots else ""
     (out / "README.md").write_text(
         "# smol-tower: the SmolLM2 VideoLLM's vision tower, pretrained on our frames (our CLIP)\n\n"
         f"A `CLIPVisionModel` ({t['layers']} layers × {t['hidden']}, {t['image_size']}×{t['image_size']} frames, "
@@ -440,11 +451,12 @@ def ship(run: str | Path, out: str | Path) -> Path:
         "video token (2×2-pooled patch, what the projector receives), each object colour's coverage of every "
         f"{16 // SUB}-px sub-cell, the token's row and column, and the scene.\n\n"
         f"Trained {meta['steps_done']} steps in {meta['wall_minutes']} min on one CPU thread "
-        f"(`mapflow train smol-tower --seed {meta['config']['seed']} --steps {meta['config']['steps']} "
-        f"--minutes {meta['config']['minutes']:g} --probe`; the cosine schedule spans the steps, the minutes stop "
-        "it earlier).\n\n"
+        f"(`mapflow train smol-tower --seed {cfg['seed']} --steps {cfg['steps']} --minutes {cfg['minutes']:g}"
+        f"{flags} --lr {cfg['lr']:g} --probe`; the cosine schedule spans the steps, the minutes stop it earlier)."
+        f"{resumed}\n\n"
         "## Held-out probes (frozen features, clips of another seed, 70/30 by clip)\n\n"
-        "| probe | accuracy % | baseline % | target % | |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        "| probe | accuracy % | baseline % | target % | |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        + pilot_text)
     return out
 
 
