@@ -35,8 +35,9 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("experiments",)),
     ("show", "figures, tables, claims (measured, graded, written as files)",
      ("plots", "tables", "claims")),
-    ("top", "chapter helpers, model cards, classroom assignments, the mapflow command, this check",
-     ("chapter", "cards", "classroom", "cli", "arch")),
+    ("top", "chapter helpers, model cards, classroom assignments, the book site's links and figure-data extension, "
+            "the mapflow command, this check",
+     ("chapter", "cards", "classroom", "publish", "sphinx_links", "cli", "arch")),
 )
 
 

@@ -77,7 +77,7 @@ def short_side_crop(frame: np.ndarray, size: int) -> np.ndarray:
     if (w, h) != new:
         img = img.resize(new, Image.BICUBIC)
     top, left = int(round((new[1] - size) / 2.0)), int(round((new[0] - size) / 2.0))
-    return np.asarray(img.crop((left, top, left + size, top + size)))
+    return np.array(img.crop((left, top, left + size, top + size)))  # writable: torch warns on read-only arrays
 
 
 class VideoBlockProcessor:
