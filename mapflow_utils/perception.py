@@ -278,6 +278,16 @@ def train_tower(cfg: TowerStageConfig, out: str | Path, log=print) -> Path:
     return out
 
 
+def load_heads(folder: str | Path) -> PerceptionHeads:
+    """The :class:`PerceptionHeads` trained with a ``smol-tower`` run (``heads.safetensors`` beside the tower)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(folder) / "heads.safetensors"))
+    heads = PerceptionHeads(state["row.weight"].shape[1])
+    heads.load_state_dict(state)
+    return heads.eval()
+
+
 def load_tower(folder: str | Path):
     """The ``CLIPVisionModel`` of a ``smol-tower`` run or its shipped parts (``config.json`` + ``tower.safetensors``)."""
     from safetensors.torch import load_file
@@ -355,6 +365,51 @@ def count_probe_data(tower, seed: int, n_clips: int, cfg: SynthConfig = SynthCon
     return torch.stack(pair_x), torch.tensor(moved), first_half, torch.tensor(answers), torch.stack(clip_x)
 
 
+@torch.no_grad()
+def head_movement_data(tower, heads: "PerceptionHeads", seed: int, n_clips: int, cfg: SynthConfig = SynthConfig()):
+    """Object Count, read by the tower's own linear mask head: for each asked square and each pair of consecutive
+    sampled content frames, how much the asked colour's decoded coverage changes on the square's own 2-px rows (the
+    lane, not the 16-px token rows, which also hold neighbouring lanes).
+
+    Returns ``(change [clips, 3, pairs], moved [clips, 3, pairs] bool, first_half [pairs] bool, answers [clips])``."""
+    colors = list(OBJECT_COLORS)
+    cell = cfg.size // (GRID * SUB)  # px per sub-cell
+    change, moved, answers, first_half = [], [], [], None
+    for i in range(n_clips):
+        c, frames, idx = clip_frames("object_count", seed, i, cfg)
+        cover = torch.sigmoid(heads.mask(_features(tower, frames)))  # [T, GRID**2, colours * SUB * SUB]
+        cover = cover.reshape(len(frames), GRID, GRID, len(colors), SUB, SUB)
+        content = idx - c.meta["content_offset"]
+        inside = [(k, int(j)) for k, j in enumerate(content) if 0 <= j < cfg.content]
+        pairs = list(zip(inside, inside[1:]))
+        first_half = torch.tensor([j1 <= cfg.content // 2 for (_, _), (_, j1) in pairs])
+        color = c.question.split()[2]
+        full = cover[:, :, :, colors.index(color)].permute(0, 1, 3, 2, 4).reshape(len(frames), GRID * SUB, GRID * SUB)
+        ch, mv = [], []
+        for sq in sorted((s for s in c.meta["squares"] if s["color"] == color), key=lambda s: s["lane"]):
+            lo, hi = int(sq["y"] // cell), int((sq["y"] + cfg.obj - 1) // cell) + 1
+            ch.append([float((full[k0, lo:hi] - full[k1, lo:hi]).abs().sum()) for (k0, _), (k1, _) in pairs])
+            mv.append([sq["x"][j0] != sq["x"][j1] for (_, j0), (_, j1) in pairs])
+        change.append(ch)
+        moved.append(mv)
+        answers.append(int(c.answer))
+    return torch.tensor(change), torch.tensor(moved), first_half, torch.tensor(answers)
+
+
+def head_movement_report(tower, heads: "PerceptionHeads", seed: int = 4243, n_clips: int = 300) -> dict:
+    """Movement and the count answer from :func:`head_movement_data`: one threshold on the coverage change, chosen
+    on the first 70% of clips, scored on the rest (``lane_movement_head``, ``count_from_head_movement``)."""
+    change, moved, first, answers = head_movement_data(tower, heads, seed, n_clips)
+    m = int(n_clips * 0.7)
+    train_c, train_m = change[:m].flatten(), moved[:m].flatten()
+    best = max(torch.unique(train_c).tolist(), key=lambda t: float(((train_c > t) == train_m).float().mean()))
+    pred = change[m:] > best
+    moving = pred[:, :, first].any(-1).sum(1)
+    return {"lane_movement_head": round(float((pred == moved[m:]).float().mean()), 4),
+            "count_from_head_movement": round(float((moving == answers[m:]).float().mean()), 4),
+            "head_threshold": round(best, 3)}
+
+
 def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 1500) -> dict:
     """Held-out probes on frozen pooled features (clips of synthetic ``seed``, split 70/30 by clip):
 
@@ -399,7 +454,8 @@ def probe_report(tower, seed: int = 4242, n_clips: int = 120, n_count: int = 150
 
 #: What the tower must give (issue 22's targets), per probe of :func:`probe_report`.
 TARGETS: dict[str, float] = {"token_content": 0.95, "token_row": 0.95, "token_col": 0.95, "token_scene": 0.95,
-                             "token_subcell": 0.95, "lane_movement": 0.95, "count_from_movement": 0.85}
+                             "token_subcell": 0.95, "lane_movement": 0.95, "count_from_movement": 0.85,
+                             "lane_movement_head": 0.95, "count_from_head_movement": 0.85}
 _PROBE_WORDS = {
     "token_content": "what is in a token (dominant object colour or none, 8-way)",
     "token_row": "the token's row (4-way)", "token_col": "the token's column (4-way)",
@@ -408,9 +464,12 @@ _PROBE_WORDS = {
     "lane_movement": "Object Count: did an asked square move between two sampled frames (MLP, lane rows)",
     "count_from_movement": "Object Count answer composed from those movement read-outs",
     "count_answer_mlp": "Object Count answer, MLP on all frames' tokens + asked colour (no hint where to look)",
+    "lane_movement_head": "Object Count: did it move, read by the tower's own linear mask head on the lane's 2-px rows",
+    "count_from_head_movement": "Object Count answer composed from those mask-head read-outs",
 }
 _BASELINES = {"token_content": "token_content_majority", "lane_movement": "lane_movement_majority",
-              "count_from_movement": "count_majority", "count_answer_mlp": "count_majority"}
+              "count_from_movement": "count_majority", "count_answer_mlp": "count_majority",
+              "lane_movement_head": "lane_movement_majority", "count_from_head_movement": "count_majority"}
 
 
 def ship(run: str | Path, out: str | Path) -> Path:
@@ -426,6 +485,8 @@ def ship(run: str | Path, out: str | Path) -> Path:
     meta = json.loads((run / "train.json").read_text())
     rows = []
     for key, words in _PROBE_WORDS.items():
+        if key not in probes:
+            continue
         base = probes.get(_BASELINES.get(key, ""), None)
         target = TARGETS.get(key)
         met = "" if target is None else ("met" if probes[key] >= target else "**missed**")
@@ -489,6 +550,7 @@ def main(argv=None) -> int:
     train_tower(cfg, out)
     if args.probe:
         rep = probe_report(load_tower(out))
+        rep.update(head_movement_report(load_tower(out), load_heads(out)))
         (out / "probes.json").write_text(json.dumps(rep, indent=1) + "\n")
         print(json.dumps(rep))
     return 0

@@ -114,3 +114,14 @@ def test_last_token_probe_finds_what_a_trained_model_carries():
     video = probe(paths.VIDEO_MODEL)
     assert video["best"] >= video["majority"] + 0.2, video
     assert probe(paths.IMAGE_MODEL)["best"] < video["best"], video
+
+
+def test_head_movement_labels_compose_the_count_answer(tmp_path):
+    """The mask-head movement read-out's labels come from the generator's truth: for every clip, the squares that
+    move in a pair inside the first half are exactly the count answer (what ``count_from_head_movement`` composes)."""
+    from mapflow_utils import perception as P
+
+    run = P.train_tower(P.TowerStageConfig(steps=1, clips=1, images=1, log_every=1), tmp_path / "t", log=lambda *_: 0)
+    change, moved, first, answers = P.head_movement_data(P.load_tower(run), P.load_heads(run), seed=5, n_clips=6)
+    assert change.shape == moved.shape == (6, 3, len(first)) and (change >= 0).all()
+    assert torch.equal(moved[:, :, first].any(-1).sum(1), answers)
