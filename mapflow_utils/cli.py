@@ -17,7 +17,7 @@ import yaml
 from . import paths
 
 
-def _value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """Parse a ``-p`` value like papermill: numbers, booleans, None, lists (``[a, b]``) and strings."""
     try:
         return yaml.safe_load(text)
@@ -83,7 +83,7 @@ def to_notebook(source: str | Path, dest: str | Path) -> Path:
     return Path(dest)
 
 
-def _clean(nb_path: Path) -> None:
+def clean_notebook(nb_path: Path) -> None:
     """Drop per-cell timing metadata papermill writes, so re-executed book pages diff only where results change, and
     fold the cell papermill injects with the run's parameters (the footer and results.json name them too)."""
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
@@ -99,15 +99,15 @@ def _clean(nb_path: Path) -> None:
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _absolute(value: Any) -> Any:
+def absolute_parameters(value: Any) -> Any:
     """Parameters that name an existing relative path (from the caller's directory) made absolute, in lists and
     dicts too: the chapter runs with its output folder as working directory."""
     if isinstance(value, str) and value and not os.path.isabs(value) and os.path.exists(value):
         return os.path.abspath(value)
     if isinstance(value, list):
-        return [_absolute(v) for v in value]
+        return [absolute_parameters(v) for v in value]
     if isinstance(value, dict):
-        return {k: _absolute(v) for k, v in value.items()}
+        return {k: absolute_parameters(v) for k, v in value.items()}
     return value
 
 
@@ -132,7 +132,7 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    parameters = {k: _absolute(v) for k, v in (parameters or {}).items()}
+    parameters = {k: absolute_parameters(v) for k, v in (parameters or {}).items()}
     if "claims_file" in chapter_parameters(chapter):  # relative to the kernel's folder, dest.parent
         parameters.setdefault("claims_file", f"{chapter}.claims.json")
     figures = dest.with_name(f"{chapter}.figures.json")
@@ -150,7 +150,7 @@ def run_chapter(chapter: str, parameters: dict[str, Any] | None = None, out: str
             os.environ.pop(paths.FIGURES_ENV, None)
         else:
             os.environ[paths.FIGURES_ENV] = before
-    _clean(dest)
+    clean_notebook(dest)
     write_results(dest)
     return dest
 
@@ -494,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not isinstance(loaded, dict):
                 raise SystemExit(f"mapflow run: {args.parameters_file} must hold a YAML mapping of parameter: value")
             params.update(fit_parameters(args.chapter, loaded, args.parameters_file))
-        params.update({k: _value(v) for k, v in args.parameter})
+        params.update({k: parse_value(v) for k, v in args.parameter})
         params.update({k: v for k, v in args.raw})
         if args.shard:
             params["shard"] = args.shard

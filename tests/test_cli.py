@@ -9,9 +9,9 @@ from mapflow_utils.data import load_tvbench
 
 
 def test_value_parsing_like_papermill():
-    assert cli._value("3") == 3 and cli._value("0.5") == 0.5 and cli._value("true") is True
-    assert cli._value("null") is None and cli._value("[a, b]") == ["a", "b"]
-    assert cli._value("data/synthetic") == "data/synthetic"
+    assert cli.parse_value("3") == 3 and cli.parse_value("0.5") == 0.5 and cli.parse_value("true") is True
+    assert cli.parse_value("null") is None and cli.parse_value("[a, b]") == ["a", "b"]
+    assert cli.parse_value("data/synthetic") == "data/synthetic"
 
 
 def test_data_synth_cli(tmp_path, capsys):
@@ -44,7 +44,7 @@ def test_run_chapter_with_parameters(tmp_path):
 def test_relative_paths_in_parameters_resolve_from_the_callers_directory(tmp_path, monkeypatch):
     (tmp_path / "models" / "m").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    got = cli._absolute({"a": ["models/m", "no/such/path", 3], "b": "models/m"})
+    got = cli.absolute_parameters({"a": ["models/m", "no/such/path", 3], "b": "models/m"})
     assert got == {"a": [str(tmp_path / "models" / "m"), "no/such/path", 3], "b": str(tmp_path / "models" / "m")}
 
 
@@ -141,7 +141,7 @@ def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
           "metadata": {"papermill": {"duration": 3.2, "parameters": {"x": 1}}}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "c.ipynb"
     path.write_text(json.dumps(nb))
-    cli._clean(path)
+    cli.clean_notebook(path)
     got = json.loads(path.read_text())
     assert got["cells"][0]["metadata"] == {"tags": ["injected-parameters", "hide-input"]}
     assert got["cells"][1]["metadata"] == {"tags": ["parameters"]}  # the reader's parameters cell stays visible
