@@ -124,14 +124,12 @@ def finding(claim, figure, accuracy: dict, samples) -> None:
     with its rule and numbers, the headline ``figure``, and the subject's accuracy on the chapter's questions
     against chance and one random frame (``accuracy``: :func:`~mapflow_utils.experiments.subject_accuracy`)."""
     from IPython.display import Markdown
-    from myst_nb import glue as _glue
 
     from .tables import chance, finding_table
 
-    glue(finding_claim=claim.claim, finding_verdict=claim.verdict, finding_rule=claim.rule,
-         finding_ours=claim.ours, finding_paper=claim.paper)
-    _glue("finding_figure", figure, display=False)
-    _glue("finding_accuracy", Markdown(finding_table(accuracy, chance(samples))), display=False)
+    glue(finding_claim=claim.claim, finding_verdict=claim.verdict, finding_rule=claim.rule, finding_ours=claim.ours,
+         finding_paper=claim.paper, finding_figure=figure,
+         finding_accuracy=Markdown(finding_table(accuracy, chance(samples))))
 
 
 #: The parameters of "rerun with your model" for the paper's main model on a GPU.

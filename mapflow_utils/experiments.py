@@ -245,18 +245,23 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
         probs = run_sweep(adapter, prep.clean, prep.spans, resolved, prep.answer_ids, batch_size=batch_size)
         return {"hit": (probs.argmax(-1) == s.answer_index).numpy().astype(np.int64)}
 
-    out = {l: {} for l in labels}
+    return _tally_hits(samples, cache, compute, labels, "accuracy under knockout")
+
+
+def _tally_hits(samples, cache, compute, labels: Sequence[str], what: str) -> dict[str, dict[str, list[int]]]:
+    """``{label: {task: [correct, n]}}`` from each sample's cached (or computed) ``hit`` row, one entry per label;
+    a sample whose video or record fails is left out and listed (``what`` names the experiment)."""
+    out: dict[str, dict[str, list[int]]] = {l: {} for l in labels}
     skipped: list[str] = []
     for s in samples:
         r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
         if r is None:
             continue
-        hits = r["hit"]
-        for l, h in zip(labels, hits):
+        for l, h in zip(labels, r["hit"]):
             c = out[l].setdefault(s.task, [0, 0])
             c[0] += int(h)
             c[1] += 1
-    report_skipped(skipped, "accuracy under knockout")
+    report_skipped(skipped, what)
     return out
 
 
@@ -285,18 +290,7 @@ def subject_accuracy(adapter, samples, answer_format: P.AnswerFormat = "content"
                                          control_frames(frames, mode, rng), s.task) == s.answer_index
                                  for mode in BOX_CONTROLS], np.int64)}
 
-    out: dict[str, dict[str, list[int]]] = {m: {} for m in BOX_CONTROLS}
-    skipped: list[str] = []
-    for s in samples:
-        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
-        if r is None:
-            continue
-        for mode, h in zip(BOX_CONTROLS, r["hit"]):
-            c = out[mode].setdefault(s.task, [0, 0])
-            c[0] += int(h)
-            c[1] += 1
-    report_skipped(skipped, "subject accuracy")
-    return out
+    return _tally_hits(samples, cache, compute, BOX_CONTROLS, "subject accuracy")
 
 
 # ------------------------------------------------------------------------------------------ §3.3 helpers

@@ -8,6 +8,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .tables import SMALL_N, overall_accuracy, random_accuracy
+
 STYLE = "mapflow_utils.mapflow"
 
 
@@ -128,8 +130,6 @@ def sweep_lines(curves: Mapping[str, tuple], title: str, ylabel: str = "% change
         fig, ax = plt.subplots(figsize=(5.5, 3))
     else:
         fig = ax.figure
-    from .tables import SMALL_N
-
     for label, (mean, lo, hi, n) in curves.items():
         x = np.arange(1, len(mean) + 1)
         (line,) = ax.plot(x, mean, marker="o", ms=3, label=f"{label} (N={n})")
@@ -153,8 +153,6 @@ def pathway_bars(results: Mapping[str, object], title: str):
     """Table 3 as bars: overall accuracy (%) with full attention, the effective pathways only, and random blocking
     of as many edges (mean ± SD of the draws), one group per entry of ``results`` (``{name:``
     :class:`~mapflow_utils.results.PathwayResult` ``}``)."""
-    from .tables import overall_accuracy, random_accuracy
-
     use_style()
     fig, ax = plt.subplots(figsize=(1.2 + 2.2 * len(results), 3))
     for k, (name, r) in enumerate(results.items()):
