@@ -22,8 +22,9 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("paths", "paper", "results", "rules", "cache", "prompts")),
     ("inputs", "TVBench loading, the synthetic generator, token spans",
      ("data", "synthetic", "spans")),
-    ("engine", "knockout specs and engine, logit lens, attention rows, App. E masks, the eager reference",
-     ("specs", "knockout", "lens", "attention", "pathways", "reference")),
+    ("engine", "knockout specs and engine, its first-order estimate (attribution patching), logit lens, attention "
+               "rows, App. E masks, the eager reference",
+     ("specs", "knockout", "attribution", "lens", "attention", "pathways", "reference")),
     ("models", "the support matrix and loader, the embedded tiny and SmolLM2 models, tiny copies of HF classes, "
                "the paper's own subjects (PLLaVA, InternVL-Chat conversion, their processor)",
      ("models", "backbone", "tiny", "smol", "tiny_vlms", "block_processor", "pllava", "internvl_chat")),

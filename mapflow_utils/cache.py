@@ -100,9 +100,10 @@ def model_fingerprint(adapter) -> str:
         weights = h.hexdigest()
     proc = adapter.processor
     tok = proc.tokenizer
+    style = getattr(proc, "question_style", "mapflow")  # the prompt's layout (keys of the default stay as they were)
     processor = fingerprint(proc.to_json_string() if hasattr(proc, "to_json_string") else repr(proc),
                    tok.backend_tokenizer.to_str() if hasattr(tok, "backend_tokenizer") else repr(tok.get_vocab()),
-                   tok.chat_template or "")
+                   tok.chat_template or "", *([style] if style != "mapflow" else []))
     _FINGERPRINTS[key] = fingerprint(weights, processor)
     return _FINGERPRINTS[key]
 

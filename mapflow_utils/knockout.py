@@ -50,7 +50,7 @@ class _Plan:
     active: dict[int, torch.Tensor]  # layer -> bool [B]: which rows apply their pairs at this layer
     more: list = field(default_factory=list)  # further (pairs, active) parts, OR-ed with the first
     calls: Counter = field(default_factory=Counter)
-    capture: dict | None = None  # attention.py: {"rows": LongTensor[Q], "layers": set, "out": {layer: Tensor}}
+    capture: dict | None = None  # {"rows": LongTensor[Q], "layers": set, "out": {layer: Tensor}, "heads": bool}
 
 
 _PLAN: contextvars.ContextVar[_Plan | None] = contextvars.ContextVar("mapflow_plan", default=None)
@@ -100,7 +100,9 @@ def knockout_attention(module, query, key, value, attention_mask, **kwargs):
 
 
 def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
-    """Attention weights of the chosen absolute query rows (mean over heads), ``[B, Q, kv]``."""
+    """Attention weights of the chosen absolute query rows, mean over heads ``[B, Q, kv]`` (per head ``[B, H, Q,
+    kv]`` when the capture asks for ``"heads"``); no gradient flows through them."""
+    query, key = query.detach(), key.detach()
     rows = plan.capture["rows"].to(query.device) - q0
     keep = (rows >= 0) & (rows < query.shape[2])
     if not keep.any():
@@ -111,8 +113,8 @@ def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = (query[:, :, rows] @ k.transpose(-1, -2)).float() * scale  # [B, H, Q, kv]
     scores = scores.masked_fill(~allowed[:, :, rows], float("-inf"))
-    w = torch.softmax(scores, dim=-1).nan_to_num(0.0).mean(1)
-    plan.capture["out"][layer] = w
+    w = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    plan.capture["out"][layer] = w if plan.capture.get("heads") else w.mean(1)
 
 
 _REGISTERED = False

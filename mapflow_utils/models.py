@@ -7,7 +7,7 @@ from the config / tokenizer, never hard-coded), how to call the processor, and h
 frames.
 
 Support matrix (transformers 5.24), see :data:`SUPPORT`. Each class is ``<Name>ForConditionalGeneration``; the
-language model is ``model.model.language_model`` for all of them. "tiny" is what ``mapflow_utils.tiny_vlms`` gives for 8
+language model is ``model.model.language_model`` for all of them but SmolVLM (``model.model.text_model``). "tiny" is what ``mapflow_utils.tiny_vlms`` gives for 8
 frames of 64x64: video tokens per frame (+ text tokens the processor inserts per frame, with the tiny BPE).
 "positions" is what the model passes to the language model as ``position_ids``.
 
@@ -30,6 +30,9 @@ Pllava         llama      one ``<image>`` -> t·h·w pooled tokens (projector   
                           per patch, then 3-D average pool), frame after frame
 InternVLChat   phi3       ``<img>`` + ``<IMG_CONTEXT>`` x T·n + ``</img>``, one  4             none (0..L-1)
 V1_5                      block (InternVL-Chat V1.5, converted on load)
+SmolVLM        llama      an intro sentence, then per frame ``\nFrame from     4 (+5..)      none (0..L-1)
+                          mm:ss:`` + ``<fake_token_around_image><global-img>``
+                          + ``<image>`` x n + ``<fake_token_around_image>``
 ============== ========== ================================================== ============= =====================
 
 The last two are the paper's own subjects as published (:mod:`mapflow_utils.pllava`,
@@ -37,8 +40,11 @@ The last two are the paper's own subjects as published (:mod:`mapflow_utils.plla
 Pllava (:data:`LOADS_AS`), the paper's ImageLLM bases.
 
 Notes: Qwen2-VL/2.5-VL need ``mm_token_type_ids`` for mRoPE (their processors return it; :meth:`Adapter.inputs`
-asks for it explicitly). Qwen2.5-VL (time positions) and VideoLLaMA3 (timestamps) read the frame rate from video
-metadata, which :meth:`Adapter.inputs` passes. InternVL feeds frames as images (``pixel_values``), so its video
+asks for it explicitly). Qwen2.5-VL (time positions), VideoLLaMA3 and SmolVLM (timestamps) read the frame rate from
+video metadata, which :meth:`Adapter.inputs` passes. SmolVLM's text model is ``model.model.text_model``
+(:attr:`Family.text_attr`); its frames are images (``<image>``, ``config.image_token_id``), and its processor writes
+"You are provided the following series of eight frames from a 0:00:07 [H:MM:SS] video." before the first frame:
+that sentence belongs to the first frame, the closing blank line to the last. InternVL feeds frames as images (``pixel_values``), so its video
 token is ``<IMG_CONTEXT>`` (``config.image_token_id``). VideoLLaMA3 compresses tokens of patches that do not
 change between frames, so a frame has 1 to 4 video tokens in the tiny config.
 """
@@ -70,13 +76,19 @@ class Family:
     * ``groups``: one range per temporal group of ``temporal_patch_size`` frames (equal sizes);
     * ``marked``: each frame ends with the end-of-image token; its ``FrameN:`` text and ``<img>`` go with it;
     * ``timestamped``: each frame starts with its timestamp text (``Time 0.0s:``); separators go to the frame
-      before.
+      before;
+    * ``framed``: each frame is ``<fake_token_around_image><global-img>`` + image tokens +
+      ``<fake_token_around_image>`` after its ``Frame from mm:ss:`` text (Idefics3 / SmolVLM); a frame ends at its
+      closing fake token, the text before it belongs to it (the video's intro sentence to the first frame), the text
+      after the last block to the last frame.
 
     ``processor_class`` tells two layouts of one model class apart (InternVL's own per-frame layout vs. InternVL-Chat
     V1.5's one block, read by :class:`~mapflow_utils.block_processor.VideoBlockProcessor`).
     ``video_token_attr`` is the config attribute holding the id of the video tokens in the expanded ``input_ids``;
     ``positions`` is ``1d`` or ``mrope`` (3-row ``position_ids``); ``needs_fps`` marks processors that read the
-    frame rate from video metadata (timestamps, temporal positions).
+    frame rate from video metadata (timestamps, temporal positions). ``text_attr`` names the text decoder stack
+    under ``model.model``. ``question_style`` is the question layout of the family's own evaluation
+    (:data:`mapflow_utils.prompts.QUESTION_STYLES`), given to its processor when it names none.
     """
 
     model_class: str
@@ -89,6 +101,8 @@ class Family:
     example: str = ""  # a public checkpoint of this class (for the book's commands; never downloaded here)
     processor_class: str = ""  # set when the same model class is read by another processor (another layout)
     key: str = ""  # the name in SUPPORT when it is not the model class
+    text_attr: str = "language_model"
+    question_style: str = ""
 
     @property
     def name(self) -> str:
@@ -114,8 +128,13 @@ SUPPORT: dict[str, Family] = {f.name: f for f in (
            "frames as images: 'FrameN: <img>' + <IMG_CONTEXT> x n + '</img>', newline-joined",
            video_token_attr="image_token_id", example="OpenGVLab/InternVL3-1B-hf"),
     Family("VideoLlama3ForConditionalGeneration", "qwen2", "timestamped",
-           "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression", needs_fps=True,
-           example="lkhl/VideoLLaMA3-2B-Image-HF"),
+           "'Time t s:' + <|video_pad|> x n per frame, comma-joined; token compression; its own question "
+           "(letters, no prefill)", needs_fps=True, example="lkhl/VideoLLaMA3-2B-Image-HF",
+           question_style="videollama3"),
+    Family("SmolVLMForConditionalGeneration", "llama", "framed",
+           "an intro sentence, then per frame 'Frame from mm:ss:' + <fake_token_around_image><global-img> + <image> x "
+           "n + <fake_token_around_image>", video_token_attr="image_token_id", needs_fps=True,
+           example="HuggingFaceTB/SmolVLM2-2.2B-Instruct", text_attr="text_model"),
     # the paper's own subjects (issue 16): one placeholder -> one block of video tokens, frame after frame
     Family("PllavaForConditionalGeneration", "llama", "equal",
            "the paper's LLaVA-NeXT-Video-FT (PLLaVA-style: projector, then 3-D pool to t x h x w) and its llava-v1.6 "
@@ -162,7 +181,7 @@ class Adapter:
         family: the :class:`Family` entry.
         model: the ``*ForConditionalGeneration`` model.
         processor: its processor.
-        language_model: the text decoder stack (``model.model.language_model``).
+        language_model: the text decoder stack (``model.model.language_model``; SmolVLM's ``text_model``).
         lm_head: the output projection.
         num_layers: number of text decoder layers.
         video_token_id: the id of the tokens in the expanded ``input_ids`` whose embeddings the model replaces by
@@ -222,7 +241,7 @@ class Adapter:
         k = self.frames_per_unit()
         if k > 1:
             return f"temporal group of {k} frames"
-        if self.family.frames in ("marked", "timestamped"):
+        if self.family.frames in ("marked", "timestamped", "framed"):
             return "frame (with its marker text; token counts differ)"
         return "frame"
 
@@ -269,6 +288,17 @@ class Adapter:
                 raise ValueError(f"expected {num_frames} frames each starting with timestamp token {marker}; "
                                  f"found {len(starts)}")
             cuts = starts + [n]
+        elif kind == "framed":
+            tok = self.tokenizer
+            fake = tok.convert_tokens_to_ids(self.processor.fake_image_token)
+            glob = tok.convert_tokens_to_ids(self.processor.global_image_token)
+            fakes = [i for i, t in enumerate(ids) if t == fake]
+            if ids.count(glob) != num_frames or len(fakes) != 2 * num_frames:
+                raise ValueError(f"expected {num_frames} frames each wrapped in {self.processor.fake_image_token!r} "
+                                 f"around {self.processor.global_image_token!r}; found {ids.count(glob)} "
+                                 f"{self.processor.global_image_token!r} and {len(fakes)} wrappers")
+            cuts = [0] + [i + 1 for i in fakes[1::2]]
+            cuts[-1] = n  # the closing text after the last frame goes with it
         else:
             raise NotImplementedError(kind)
         return [range(video.start + a, video.start + b) for a, b in zip(cuts, cuts[1:])]
@@ -318,7 +348,9 @@ def adapter_for(model, processor) -> Adapter:
     """Build the :class:`Adapter` of an already loaded model; raises :class:`UnsupportedModelError`."""
     _check_transformers()
     fam = family_of(model, processor)
-    lm = model.model.language_model
+    lm = getattr(model.model, fam.text_attr)
+    if fam.question_style and not hasattr(processor, "question_style"):
+        processor.question_style = fam.question_style  # read by prompts.build_prompt
     vid = getattr(model.config, fam.video_token_attr, None)
     if vid is None:
         vid = processor.tokenizer.convert_tokens_to_ids(processor.tokenizer.video_token)

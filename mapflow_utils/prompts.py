@@ -85,10 +85,15 @@ def open_stem(task: str, question: str) -> str:
     return stem
 
 
-#: How the question text is written: ``mapflow`` (the embedded models' training format) or ``eval_mvbench`` (the
-#: paper's evaluation code: a space before the newline that precedes the instruction, ``(B) b \nOnly give …``). A
-#: processor says which it takes with a ``question_style`` attribute (the paper's subjects' processors do).
-QUESTION_STYLES = ("mapflow", "eval_mvbench")
+#: How the question text is written: ``mapflow`` (the embedded models' training format), ``eval_mvbench`` (the
+#: paper's evaluation code: a space before the newline that precedes the instruction, ``(B) b \nOnly give …``) or
+#: ``videollama3`` (the paper's VideoLLaMA3 runs, in VideoLLaMA's own MVBench format: each option on its own line,
+#: then :data:`VIDEOLLAMA3_INSTRUCTION`, and no assistant prefill: the answer is the letter the assistant writes
+#: first). A processor says which it takes with a ``question_style`` attribute (the paper's subjects' processors do;
+#: :func:`mapflow_utils.models.adapter_for` gives VideoLLaMA3's its family's).
+QUESTION_STYLES = ("mapflow", "eval_mvbench", "videollama3")
+#: VideoLLaMA3's multiple-choice instruction (the paper's VideoLLaMA3 twin of its evaluation code).
+VIDEOLLAMA3_INSTRUCTION = "Answer with the option's letter from the given choices directly and only give the best option."
 
 
 def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFormat,
@@ -106,7 +111,14 @@ def user_text(question: str, candidates: Sequence[str], answer_format: AnswerFor
     else:
         raise ValueError(f"answer_format must be one of {FORMATS}, got {answer_format!r}")
     before = " \n" if style == "eval_mvbench" else "\n"
-    return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"{before}{INSTRUCTION}", options
+    return f"Question: {question}\nOptions:\n" + "\n".join(options) + f"{before}{instruction(style, answer_format)}", \
+        options
+
+
+def instruction(style: str = "mapflow", answer_format: str = "letter") -> str:
+    """The instruction that ends the user turn in ``style`` (:data:`QUESTION_STYLES`); VideoLLaMA3's asks for a
+    letter, so options without letters keep :data:`INSTRUCTION`."""
+    return VIDEOLLAMA3_INSTRUCTION if style == "videollama3" and answer_format == "letter" else INSTRUCTION
 
 
 def shared_space(tokenizer, text: str, answers: Sequence[str]) -> str:
@@ -135,7 +147,10 @@ def shared_space(tokenizer, text: str, answers: Sequence[str]) -> str:
 def letter_prefix(processor) -> str:
     """The assistant prefill of the letter format: the paper's ``Best option:(`` unless the model's tokenizer names
     its own (the SmolLM2 pair, whose BPE merges ``:(`` into an emoticon token, uses ``Best option:`` + newline +
-    ``(``, which ends with the same ``(`` token that precedes every option's letter)."""
+    ``(``, which ends with the same ``(`` token that precedes every option's letter); none in the ``videollama3``
+    style (the assistant's first token is the letter)."""
+    if getattr(processor, "question_style", "mapflow") == "videollama3":
+        return ""
     tok = getattr(processor, "tokenizer", None)
     return (getattr(tok, "init_kwargs", None) or {}).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
 
@@ -147,7 +162,8 @@ def build_prompt(processor, question: str, candidates: Sequence[str], answer_for
     ``task`` picks the sentence stem of the ``open`` format. ``system_prompt=None`` leaves the system turn out.
     ``media=None`` leaves the video placeholder out (text-only questions, as in the SmolLM2 MCQ warm-up stage).
     """
-    text, options = user_text(question, candidates, answer_format, getattr(processor, "question_style", "mapflow"))
+    style = getattr(processor, "question_style", "mapflow")
+    text, options = user_text(question, candidates, answer_format, style)
     messages = []
     if system_prompt:
         messages.append({"role": "system", "content": [{"type": "text", "text": system_prompt}]})
@@ -164,4 +180,4 @@ def build_prompt(processor, question: str, candidates: Sequence[str], answer_for
         space = shared_space(getattr(processor, "tokenizer", None), rendered + prefix, answers)
         prefix, answers = prefix + space, tuple(a[len(space):] for a in answers)
     return Prompt(text=rendered + prefix, answer_format=answer_format, question=question, options=options,
-                  answers=answers, instruction=INSTRUCTION if answer_format != "open" else "", prefix=prefix)
+                  answers=answers, instruction=instruction(style, answer_format) if answer_format != "open" else "", prefix=prefix)

@@ -1,6 +1,6 @@
 """Tiny random-weight copies of every supported video-LLM family, built from local parts only.
 
-``build_tiny(name)`` returns ``(model, processor)`` for a family in :data:`FAMILIES`: the six transformers classes and
+``build_tiny(name)`` returns ``(model, processor)`` for a family in :data:`FAMILIES`: the seven transformers classes (SmolVLM included) and
 the paper's own subjects (PLLaVA-style LLaVA-NeXT-Video-FT, InternVL-Chat V1.5 as transformers' InternVL + Phi-3).
 Every processor is the model's real processor class (for the paper's subjects, mapflow's
 :class:`~mapflow_utils.block_processor.VideoBlockProcessor`), assembled from:
@@ -101,6 +101,23 @@ TOKENIZERS["InternVLChatV1_5"] = dict(
     extras={}, pad="<|endoftext|>", eos="<|end|>", bos="<s>")
 
 
+# SmolVLM (SmolLM2 text): SmolVLM2's own template ("User: <video>text<end_of_utterance>\nAssistant:"), the
+# Idefics3 image tokens; the processor expands <video> to an intro sentence and per frame "Frame from mm:ss:" + image.
+TOKENIZERS["SmolVLMForConditionalGeneration"] = dict(
+    template=("<|im_start|>{% for message in messages %}{{ message['role'] | capitalize }}"
+              "{% if message['content'] is string %}{{ ': ' + message['content'] }}{% else %}"
+              "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
+              "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
+              "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}"
+              "{% endif %}{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}"
+              "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"),
+    specials=["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>",
+              "<image>", "<video>"],
+    extras={"image_token": "<image>", "video_token": "<video>", "fake_image_token": "<fake_token_around_image>",
+            "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"},
+    eos="<end_of_utterance>")
+
+
 class _TemplateOnly:
     """Renders a chat template for the tokenizer corpus (before the tokenizer exists)."""
 
@@ -126,6 +143,8 @@ def _corpus(template: str, n_questions: int = 10):
             yield p.text + p.answers[s.answer_index]
     yield from tiny.grammar_corpus(n=4)
     yield "\n".join(f"Frame{i + 1}: " for i in range(16)) + ",".join(f"Time {i:.1f}s:" for i in range(16))
+    yield "You are provided the following series of eight frames from a 0:00:07 [H:MM:SS] video.\n" + "".join(
+        f"\nFrame from 00:{i:02d}:" for i in range(16))
 
 
 def _tokenizer(name: str, vocab_size: int = 512):
@@ -299,6 +318,25 @@ def _internvl_chat(name):
     return config, processor
 
 
+def _smolvlm(name):
+    from transformers import LlamaConfig, SmolVLMConfig, SmolVLMImageProcessor, SmolVLMProcessor, \
+        SmolVLMVideoProcessor, SmolVLMVisionConfig
+
+    tok = _tokenizer(name)
+    per_frame = (FRAME // 16 // 2) ** 2  # 4x4 patches, pixel-shuffled by scale_factor 2 -> 2x2
+    edge = {"longest_edge": FRAME}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(size=edge, max_image_size=edge, do_image_splitting=False),
+        video_processor=SmolVLMVideoProcessor(size=edge, max_image_size=edge), tokenizer=tok,
+        image_seq_len=per_frame, chat_template=TOKENIZERS[name]["template"])
+    config = SmolVLMConfig(
+        vision_config=SmolVLMVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=2, image_size=FRAME, patch_size=16),
+        text_config=LlamaConfig(**TEXT, **_text_ids(tok)), scale_factor=2,
+        image_token_id=tok.convert_tokens_to_ids("<image>"), tie_word_embeddings=False)
+    return config, processor
+
+
 _BUILDERS = {
     "LlavaNextVideoForConditionalGeneration": lambda name: _llava_next_video(),
     "LlavaOnevisionForConditionalGeneration": _llava_onevision,
@@ -308,6 +346,7 @@ _BUILDERS = {
     "VideoLlama3ForConditionalGeneration": _videollama3,
     "PllavaForConditionalGeneration": _pllava,
     "InternVLChatV1_5": _internvl_chat,
+    "SmolVLMForConditionalGeneration": _smolvlm,
 }
 
 
@@ -451,7 +490,7 @@ _WRITERS = {"PllavaForConditionalGeneration": _write_pllava, LLAVA_V16: _write_l
 
 def save_tiny(name: str, out, seed: int = 0):
     """Write the tiny random-weight ``name`` (one of :data:`LAYOUTS`) to ``out``, loadable by
-    :func:`mapflow_utils.models.load` like any checkpoint folder; returns the folder. The six transformers classes
+    :func:`mapflow_utils.models.load` like any checkpoint folder; returns the folder. The seven transformers classes
     are written with ``save_pretrained`` (safetensors); the paper's subjects in their published layouts (original
     key names, config fields and tokenizer special tokens), so that loading them goes through the same path as the
     real checkpoints (legacy keys, the pooling config, the InternVL-Chat conversion)."""

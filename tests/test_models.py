@@ -1,4 +1,4 @@
-"""The adapter on tiny random-weight copies of all six supported video-LLM classes (see mapflow_utils/tiny_vlms.py)."""
+"""The adapter on tiny random-weight copies of every supported video-LLM class (see mapflow_utils/tiny_vlms.py)."""
 
 import functools
 
@@ -75,7 +75,8 @@ def test_adapter_parts(name):
     adapter, inputs, _, video = prepared(name)
     model = adapter.model
     assert adapter.family is SUPPORT[name]
-    assert adapter.language_model is model.model.language_model
+    assert adapter.language_model is getattr(model.model, "text_model" if name.startswith("SmolVLM") else
+                                             "language_model")
     assert adapter.num_layers == 3 == len(adapter.language_model.layers)
     assert adapter.final_norm is adapter.language_model.norm
     assert adapter.lm_head is model.lm_head
@@ -97,8 +98,8 @@ def test_forward_gives_finite_logits(name):
         assert "mm_token_type_ids" in inputs and int((inputs["mm_token_type_ids"] == 2).sum()) == 16
     # the logits depend on the video
     other = dict(inputs)
-    key = "pixel_values" if name.startswith(("InternVL", "Pllava")) else "pixel_values_videos"
-    other[key] = inputs[key].flip(0) + 0.5
+    key = "pixel_values" if name.startswith(("InternVL", "Pllava", "SmolVLM")) else "pixel_values_videos"
+    other[key] = inputs[key].flip(1 if name.startswith("SmolVLM") else 0) + 0.5  # SmolVLM: [1, T, 3, H, W]
     assert (forward(adapter, other) - logits).abs().max() > 1e-4
 
 
@@ -129,6 +130,14 @@ def test_frame_ranges_partition_the_video(name, i):
             assert piece.rstrip(",").endswith(video_tok)
             assert 1 <= counts[k] <= 4 and piece.count(video_tok) == counts[k]
         assert counts[0] == 4  # the first frame is never compressed
+    elif name.startswith("SmolVLM"):  # the intro goes to frame 1, the closing blank line to the last frame
+        block = "<fake_token_around_image><global-img>" + video_tok * 4 + "<fake_token_around_image>"
+        assert pieces[0].startswith("You are provided the following series of eight frames from a 0:00:07")
+        for k, piece in enumerate(pieces):
+            assert piece.split("\n\n")[1 if k == 0 else 0].rstrip("\n") in (f"Frame from 00:{k:02d}:" + block,
+                                                                            f"\nFrame from 00:{k:02d}:" + block)
+            assert counts[k] == 4
+        assert pieces[-1].endswith(block + "\n\n")
     else:  # only video tokens; OneVision's newline token goes to the last frame
         assert all(piece == video_tok * len(r) for piece, r in zip(pieces, ranges))
         extra = [0] * (len(ranges) - 1) + [1 if name.startswith("LlavaOnevision") else 0]
@@ -161,6 +170,12 @@ def test_fps_reaches_the_processor(family):
     inputs = adapter.inputs(s.frames(NUM_FRAMES), text, fps=2.0)
     if family.startswith("Qwen2_5"):  # seconds per temporal group = temporal_patch_size / fps
         assert inputs["second_per_grid_ts"].tolist() == [1.0]
+    elif family.startswith("SmolVLM"):  # whole seconds: frame 3 at 1.5 s is "00:01"
+        ids = inputs["input_ids"][0].tolist()
+        video = expansion_range(adapter.tokenizer(text)["input_ids"], ids)
+        frames = adapter.frame_ranges(ids, video, NUM_FRAMES)
+        assert adapter.tokenizer.decode(ids[frames[3].start:frames[3].stop]).startswith("\nFrame from 00:01:")
+        assert "from a 0:00:03 [H:MM:SS] video" in adapter.tokenizer.decode(ids)
     else:
         ids = inputs["input_ids"][0].tolist()
         video = expansion_range(adapter.tokenizer(text)["input_ids"], ids)

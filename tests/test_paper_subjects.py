@@ -139,6 +139,28 @@ def test_eval_mvbench_prompt_with_phi3_roles():
     _same_tokens(processor, p.text, want)
 
 
+def test_videollama3_prompt_is_its_own_mvbench_format():
+    """VideoLLaMA3 (the paper's third family): its own ChatML roles, the options one per line, then "Answer with the
+    option's letter from the given choices directly and only give the best option.", and no prefill: the answer is
+    the letter the assistant writes first. Content answers (no letters) keep the paper's instruction."""
+    from mapflow_utils.spans import answer_token_ids
+
+    _, processor = build_tiny("VideoLlama3ForConditionalGeneration")
+    ad = models.adapter_for(*build_tiny("VideoLlama3ForConditionalGeneration"))  # the family names the style
+    assert ad.processor.question_style == "videollama3"
+    p = build_prompt(ad.processor, "What happened?", ["a", "b"], "letter")
+    want = ("<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n<|im_start|>user\n<|video_pad|>\n"
+            "Question: What happened?\nOptions:\n(A) a\n(B) b\n"
+            "Answer with the option's letter from the given choices directly and only give the best option."
+            "<|im_end|>\n<|im_start|>assistant\n")
+    _same_tokens(processor, p.text, want)
+    assert p.prefix == "" and p.answers == ("A", "B")
+    tok = processor.tokenizer
+    assert [tok.decode([i]) for i in answer_token_ids(p, tok)] == ["A", "B"]
+    content = build_prompt(ad.processor, "What happened?", ["a", "b"], "content")
+    assert content.instruction == "Only give the best option." and content.text.endswith("Best option:")
+
+
 def test_the_paper_subjects_processors_key_the_cache_by_what_shapes_the_inputs():
     """Their processor's fingerprint is its configuration (template, question style, frames), not an object
     address: the same checkpoint loaded twice shares cached results; another question style does not."""

@@ -1,4 +1,4 @@
-"""Tiny models shared by the tests, built once per session: our embedded architecture at test size and the six
+"""Tiny models shared by the tests, built once per session: our embedded architecture at test size and the
 supported classes (random weights, real processors). ``conftest.py`` exposes them as fixtures; parametrized tests
 import :data:`ALL` from here for collection."""
 
@@ -12,7 +12,7 @@ from mapflow_utils.tiny_vlms import FAMILIES, build_tiny
 
 TINY = tiny.TinyConfig(layers=4, hidden=64, intermediate=128, vision_layers=1, vision_hidden=32)
 OURS = "tiny LlavaNextVideo (the embedded architecture)"
-ALL = (OURS,) + FAMILIES  # our own tiny architecture plus the six supported classes
+ALL = (OURS,) + FAMILIES  # our own tiny architecture plus every supported class
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +28,7 @@ def adapter(family: str = OURS):
 
 @functools.lru_cache(maxsize=None)
 def prepared(index: int = 320, answer_format: str | None = None, family: str = OURS):
-    """A prepared sample; the six classes' tiny tokenizers are too small for content answers: letter format."""
+    """A prepared sample; the classes' tiny tokenizers are too small for content answers: letter format."""
     ad = adapter(family)
     fmt = answer_format or ("content" if family == OURS else "letter")
     return ad, prepare(ad, load_tvbench(paths.SYNTHETIC)[index], fmt)

@@ -1,0 +1,227 @@
+"""Attribution patching for attention knockout: an estimate of every knockout from one forward and one backward.
+
+The exact engine (:mod:`mapflow_utils.knockout`) pays one (partial) forward per knockout. This module estimates all
+of them at once, after Nanda (2023), Syed et al. (2023) and Kramár et al. (2024, AtP*), through the same spans and
+specs (:mod:`mapflow_utils.specs`): :func:`attribute` runs the clean forward with gradients, keeps each layer's
+attention probabilities ``A[l]`` ``[H, L, L]`` and the gradient ``G[l]`` of the answer's log-probability with
+respect to that layer's attention output (the input of ``o_proj``, ``[L, H, D]``), and stores
+``E[l] = A[l] ⊙ (G[l] · V[l]ᵀ)`` ``[H, L, L]``: how much each (query, key) edge contributes to the answer through its
+value, to first order.
+
+What is exact and what is approximated, for blocking a set of keys ``K(q)`` of query ``q`` in layer ``l``:
+
+* **exact within the layer** — the blocked query's attention is renormalised over its surviving keys, as the
+  engine's pre-softmax mask does: with ``s = Σ_{k∈K(q)} a_qk`` its output moves by
+  ``Δo_q = (s·o_q − Σ_{k∈K(q)} a_qk v_k) / (1 − s)`` (``−o_q`` when every key is blocked, as the engine zeroes such
+  rows). This is AtP*'s fix for saturated softmax: a key holding 90% of the attention changes the output tenfold
+  more than a linearisation of the softmax says.
+* **linear downstream** — the effect of ``Δo`` on the answer's log-probability is ``Σ_h G_qh · Δo_qh``: everything
+  after the layer's attention (``o_proj``, the residual stream, later layers, the final norm, ``lm_head``, the
+  softmax) is linearised around the clean run. Large effects, effects that need two blocked routes at once, and
+  later layers reacting to earlier changes are where this fails.
+* **a window is a sum** — a spec over several layers (the paper's 9-layer windows) is estimated as the sum of its
+  layers' estimates (and a :class:`~mapflow_utils.specs.UnionSpec` as the sum of its parts): interactions between
+  layers are ignored.
+
+The metric is the chapters': %change of the answer's probability, ``100·(exp(Δ log p) − 1)`` (bounded below by −100
+like the exact value; to first order the same as ``100·Δp/p``). One backward per answer token: the correct option's,
+as the chapters measure baseline-correct questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import knockout as K
+from .spans import Spans
+from .specs import KnockoutSpec
+
+
+class AttributionError(ValueError):
+    """A model or spec the estimator cannot estimate; the message names what and the fix."""
+
+
+def _o_proj(layer, i: int, model_name: str):
+    attn = getattr(layer, "self_attn", None)
+    proj = getattr(attn, "o_proj", None)
+    if proj is None:
+        raise AttributionError(f"{model_name}: text layer {i} has no self_attn.o_proj, the attention output "
+                               "projection whose input the estimator differentiates. Use the exact engine "
+                               "(knockout.run_sweep) for this model.")
+    return proj
+
+
+def _check_model(adapter) -> None:
+    cfg = adapter.model.config.get_text_config()
+    name = type(adapter.model).__name__
+    for key in ("attn_logit_softcapping", "sinks"):
+        if getattr(cfg, key, None):
+            raise AttributionError(f"{name}: its attention uses {key}, so its output is not the softmax of the "
+                                   "scores times the values that the estimator renormalises. Use the exact engine "
+                                   "(knockout.run_sweep) for this model.")
+
+
+@dataclass
+class Attribution:
+    """One question's clean run, kept for estimates: per layer ``probs[l]`` = A ``[H, L, L]`` and ``effect[l]`` = E
+    ``[H, L, L]`` (see the module docstring), the answer token and the metric's clean value (its log-probability
+    unless :func:`attribute` was given another metric)."""
+
+    probs: list
+    effect: list
+    answer_id: int
+    logp: float
+    spans: Spans
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.probs)
+
+    def layer_delta(self, pairs: torch.Tensor, layer: int) -> float:
+        """First-order Δ log p of blocking ``pairs`` (bool ``[L, L]``, (query, key)) in ``layer`` alone."""
+        if not 0 <= layer < self.n_layers:
+            raise AttributionError(f"layer {layer} outside 0..{self.n_layers - 1}")
+        rows = pairs.any(-1).nonzero().flatten()
+        if not len(rows):
+            return 0.0
+        m = pairs[rows].to(torch.float64)  # [R, L]
+        a = self.probs[layer][:, rows].to(torch.float64)  # [H, R, L]
+        e = self.effect[layer][:, rows].to(torch.float64)
+        s, eb, g0 = (a * m).sum(-1), (e * m).sum(-1), e.sum(-1)  # [H, R]
+        return float(_renormalised(s, eb, g0).sum())
+
+    def delta(self, spec) -> float:
+        """First-order Δ log p of ``spec`` (any spec of :mod:`mapflow_utils.specs`): the sum over its parts and
+        layers of :meth:`layer_delta`."""
+        return sum(self.layer_delta(pairs, l) for pairs, layers in spec.parts(self.spans) for l in layers)
+
+    def pct_change(self, spec) -> float:
+        """Estimated %change of the answer's probability under ``spec``: ``100·(exp(Δ log p) − 1)``."""
+        return pct(self.delta(spec))
+
+    def sweep(self, specs: Sequence) -> np.ndarray:
+        """Estimated %change per spec ``[len(specs)]``; each (pairs, layer) is computed once and shared by the
+        windows that contain it."""
+        memo: dict = {}
+        out = []
+        for spec in specs:
+            if not isinstance(spec, KnockoutSpec):
+                out.append(self.pct_change(spec))
+                continue
+            total = 0.0
+            for pairs, layers in spec.parts(self.spans):
+                for l in layers:
+                    if (spec.blocks, l) not in memo:
+                        memo[(spec.blocks, l)] = self.layer_delta(pairs, l)
+                    total += memo[(spec.blocks, l)]
+            out.append(pct(total))
+        return np.array(out)
+
+    def block_map(self, blocks: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
+        """Δ log p of blocking each (query block, key block) pair in each layer alone: ``[n_layers, n, n]`` (query
+        block i, key block j). ``blocks``: ``[(name, token indices)]``, e.g. :func:`map_blocks`. Keys of one query
+        renormalise together, so cells do not add over key blocks: a union of key blocks is its own spec."""
+        n, L = len(blocks), self.spans.length
+        onehot = torch.zeros(L, n, dtype=torch.float64)
+        for j, (_, idx) in enumerate(blocks):
+            onehot[torch.as_tensor(list(idx), dtype=torch.long), j] = 1.0
+        out = np.zeros((self.n_layers, n, n))
+        for l in range(self.n_layers):
+            a, e = self.probs[l].to(torch.float64), self.effect[l].to(torch.float64)
+            s, eb = a @ onehot, e @ onehot  # [H, L, n]
+            d = _renormalised(s, eb, e.sum(-1, keepdim=True)).sum(0)  # [L, n]: per query token and key block
+            out[l] = (onehot.T @ d).numpy()
+        return out
+
+
+def _renormalised(s: torch.Tensor, eb: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
+    """``G·Δo`` per head and query: ``(s·g0 − eb)/(1 − s)`` with the blocked mass ``s``, the blocked keys'
+    contribution ``eb = Σ_K a_qk G·v_k`` and the whole output's ``g0 = G·o_q``; ``−g0`` where every key is blocked."""
+    full = s >= 1.0 - 1e-9
+    return torch.where(full, -g0.expand_as(s), (s * g0 - eb) / torch.where(full, torch.ones_like(s), 1.0 - s))
+
+
+def pct(delta_logp: float | np.ndarray) -> float | np.ndarray:
+    """%change of a probability whose log moves by ``delta_logp``."""
+    return 100.0 * np.expm1(delta_logp)
+
+
+def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None) -> Attribution:
+    """One forward with gradients and one backward of ``log p(answer_id)`` at the last position: the
+    :class:`Attribution` from which every knockout of this question is estimated.
+
+    ``metric(logits [vocab]) -> scalar`` replaces ``log p`` (e.g. the answer's logit, for tests where everything
+    after a layer is linear); :meth:`Attribution.pct_change` reads the estimate as a change of ``log p`` either way.
+
+    The forward runs through the knockout attention (no knockout), which records each layer's per-head attention
+    probabilities; the gradients are taken with respect to each layer's attention output only (no weight
+    gradients). Memory: two ``[H, L, L]`` float tensors per layer.
+    """
+    _check_model(adapter)
+    name = type(adapter.model).__name__
+    lm = adapter.language_model
+    projs = [_o_proj(layer, i, name) for i, layer in enumerate(lm.layers)]
+    outs: dict[int, torch.Tensor] = {}
+
+    def keeper(i):
+        def hook(_module, args):
+            outs[i] = args[0]
+        return hook
+
+    hooks = [p.register_forward_pre_hook(keeper(i)) for i, p in enumerate(projs)]
+    L = clean.length
+    capture = {"rows": torch.arange(L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
+    try:
+        with torch.enable_grad(), K.applied(adapter, None, spans, capture=capture):
+            embeds = clean.embeds.detach().requires_grad_(True)
+            out = lm(inputs_embeds=embeds, position_ids=clean.position_ids, use_cache=False, **clean.lm_kwargs)
+            logits = adapter.lm_head(out.last_hidden_state[:, -1]).float()
+            logp = torch.log_softmax(logits, -1)[0, answer_id] if metric is None else metric(logits[0])
+            grads = torch.autograd.grad(logp, [outs[i] for i in range(len(projs))])
+    finally:
+        for h in hooks:
+            h.remove()
+    probs, effect = [], []
+    for i, g in enumerate(grads):
+        a = capture["out"][i][0].float()  # [H, L, L]
+        H = a.shape[0]
+        v = clean.values[i][0].float()  # [H_kv, L, D]
+        v = v.repeat_interleave(H // v.shape[0], dim=0)
+        g = g[0].detach().float().reshape(L, H, -1).transpose(0, 1)  # [H, L, D]
+        probs.append(a)
+        effect.append(a * (g @ v.transpose(-1, -2)))
+    return Attribution(probs, effect, int(answer_id), float(logp.detach()), spans)
+
+
+# ------------------------------------------------------------------------------------------- the map's blocks
+
+
+def map_blocks(spans: Spans) -> list[tuple[str, list[int]]]:
+    """The rows and columns of the whole map, in sequence order: the system prompt, each frame, the question
+    sentence, each option, the instruction, the rest of the text (template and prefill) and the last position.
+    Empty parts are left out; every token belongs to exactly one block."""
+    taken: set[int] = set()
+    parts: list[tuple[str, list[int]]] = []
+
+    def add(name, r):
+        idx = [i for i in r if i not in taken]
+        if idx:
+            taken.update(idx)
+            parts.append((name, idx))
+
+    add("system", spans.system)
+    for i, fr in enumerate(spans.frames):
+        add(f"frame {i + 1}", fr)
+    add("question", spans.non_option)
+    for i, r in enumerate(spans.options):
+        add(f"option {chr(65 + i)}", r)
+    add("instruction", spans.instruction)
+    add("last", spans.last)
+    rest = [i for i in range(spans.length) if i not in taken]
+    if rest:
+        parts.append(("other text", rest))
+    return parts
