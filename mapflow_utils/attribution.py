@@ -38,7 +38,12 @@ import torch
 
 from . import knockout as K
 from .spans import Spans
-from .specs import KnockoutSpec
+from .specs import KnockoutSpec, blocked_pairs
+
+
+#: Version of the estimate's arithmetic: part of the key of every cached estimate (bump it when a change here changes
+#: the numbers).
+VERSION = 1
 
 
 class AttributionError(ValueError):
@@ -67,15 +72,16 @@ def _check_model(adapter) -> None:
 
 @dataclass
 class Attribution:
-    """One question's clean run, kept for estimates: per layer ``probs[l]`` = A ``[H, L, L]`` and ``effect[l]`` = E
-    ``[H, L, L]`` (see the module docstring), the answer token and the metric's clean value (its log-probability
+    """One question's clean run, kept for estimates: per layer ``probs[l]`` = A and ``effect[l]`` = E, each
+    ``[H, L - first_query, L]`` (see the module docstring), the answer token and the metric's clean value (its log-probability
     unless :func:`attribute` was given another metric)."""
 
-    probs: list
-    effect: list
+    probs: torch.Tensor  # [n_layers, H, L - first_query, L]
+    effect: torch.Tensor
     answer_id: int
     logp: float
     spans: Spans
+    first_query: int = 0  # probs/effect rows are the query positions first_query..L-1
 
     @property
     def n_layers(self) -> int:
@@ -85,14 +91,27 @@ class Attribution:
         """First-order Δ log p of blocking ``pairs`` (bool ``[L, L]``, (query, key)) in ``layer`` alone."""
         if not 0 <= layer < self.n_layers:
             raise AttributionError(f"layer {layer} outside 0..{self.n_layers - 1}")
+        return float(self.layer_deltas(pairs, [layer])[0])
+
+    def layer_deltas(self, pairs: torch.Tensor, layers: Sequence[int] | None = None) -> np.ndarray:
+        """:meth:`layer_delta` of ``pairs`` in each of ``layers`` (default: every layer), ``[len(layers)]``."""
+        layers = list(range(self.n_layers)) if layers is None else list(layers)
         rows = pairs.any(-1).nonzero().flatten()
         if not len(rows):
-            return 0.0
-        m = pairs[rows].to(torch.float64)  # [R, L]
-        a = self.probs[layer][:, rows].to(torch.float64)  # [H, R, L]
-        e = self.effect[layer][:, rows].to(torch.float64)
-        s, eb, g0 = (a * m).sum(-1), (e * m).sum(-1), e.sum(-1)  # [H, R]
-        return float(_renormalised(s, eb, g0).sum())
+            return np.zeros(len(layers))
+        if int(rows[0]) < self.first_query:
+            raise AttributionError(f"the knockout blocks queries at position {int(rows[0])}, before the first "
+                                   f"position attributed ({self.first_query}): call attribute(..., "
+                                   f"first_query={int(rows[0])}) or lower")
+        m = pairs[rows].to(self.probs.dtype)  # [R, L]
+        pick = rows - self.first_query
+        a, e = self.probs[:, :, pick], self.effect[:, :, pick]  # [n_layers, H, R, L]
+        if layers != list(range(self.n_layers)):
+            a, e = a[layers], e[layers]
+        # sums in float64: 1 - s must keep its digits when the blocked keys hold nearly all the attention
+        s, eb, g0 = (torch.einsum("nhrl,rl->nhr", a, m).double(), torch.einsum("nhrl,rl->nhr", e, m).double(),
+                     e.sum(-1, dtype=torch.float64))  # [n, H, R]
+        return _renormalised(s, eb, g0).sum((1, 2)).numpy()
 
     def delta(self, spec) -> float:
         """First-order Δ log p of ``spec`` (any spec of :mod:`mapflow_utils.specs`): the sum over its parts and
@@ -112,29 +131,32 @@ class Attribution:
             if not isinstance(spec, KnockoutSpec):
                 out.append(self.pct_change(spec))
                 continue
-            total = 0.0
-            for pairs, layers in spec.parts(self.spans):
-                for l in layers:
-                    if (spec.blocks, l) not in memo:
-                        memo[(spec.blocks, l)] = self.layer_delta(pairs, l)
-                    total += memo[(spec.blocks, l)]
-            out.append(pct(total))
+            if spec.empty:
+                out.append(0.0)
+                continue
+            if spec.blocks not in memo:  # every layer of these blocks at once
+                memo[spec.blocks] = self.layer_deltas(blocked_pairs(spec.blocks, self.spans))
+            if spec.layers[-1] >= self.n_layers:
+                raise AttributionError(f"layer {spec.layers[-1]} outside 0..{self.n_layers - 1}")
+            out.append(pct(float(memo[spec.blocks][list(spec.layers)].sum())))
         return np.array(out)
 
     def block_map(self, blocks: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
         """Δ log p of blocking each (query block, key block) pair in each layer alone: ``[n_layers, n, n]`` (query
         block i, key block j). ``blocks``: ``[(name, token indices)]``, e.g. :func:`map_blocks`. Keys of one query
-        renormalise together, so cells do not add over key blocks: a union of key blocks is its own spec."""
-        n, L = len(blocks), self.spans.length
+        renormalise together, so cells do not add over key blocks: a union of key blocks is its own spec. Query
+        blocks before ``first_query`` (the system prompt by default) are NaN: not attributed."""
+        n, L, p0 = len(blocks), self.spans.length, self.first_query
         onehot = torch.zeros(L, n, dtype=torch.float64)
         for j, (_, idx) in enumerate(blocks):
             onehot[torch.as_tensor(list(idx), dtype=torch.long), j] = 1.0
-        out = np.zeros((self.n_layers, n, n))
+        out = np.full((self.n_layers, n, n), np.nan)  # rows before first_query: not attributed
+        seen = onehot[:p0].sum(0) == 0  # query blocks wholly at or after first_query
         for l in range(self.n_layers):
-            a, e = self.probs[l].to(torch.float64), self.effect[l].to(torch.float64)
-            s, eb = a @ onehot, e @ onehot  # [H, L, n]
-            d = _renormalised(s, eb, e.sum(-1, keepdim=True)).sum(0)  # [L, n]: per query token and key block
-            out[l] = (onehot.T @ d).numpy()
+            a, e = self.probs[l].double(), self.effect[l].double()
+            s, eb = a @ onehot, e @ onehot  # [H, L - p0, n]
+            d = _renormalised(s, eb, e.sum(-1, keepdim=True)).sum(0)  # [L - p0, n]: per query token and key block
+            out[l, seen.numpy()] = (onehot[p0:].T @ d).numpy()[seen.numpy()]
         return out
 
 
@@ -150,21 +172,29 @@ def pct(delta_logp: float | np.ndarray) -> float | np.ndarray:
     return 100.0 * np.expm1(delta_logp)
 
 
-def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None) -> Attribution:
+def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None,
+              first_query: int | None = None) -> Attribution:
     """One forward with gradients and one backward of ``log p(answer_id)`` at the last position: the
     :class:`Attribution` from which every knockout of this question is estimated.
 
-    ``metric(logits [vocab]) -> scalar`` replaces ``log p`` (e.g. the answer's logit, for tests where everything
-    after a layer is linear); :meth:`Attribution.pct_change` reads the estimate as a change of ``log p`` either way.
-
     The forward runs through the knockout attention (no knockout), which records each layer's per-head attention
     probabilities; the gradients are taken with respect to each layer's attention output only (no weight
-    gradients). Memory: two ``[H, L, L]`` float tensors per layer.
+    gradients). Only positions from ``first_query`` on are recomputed (default: the video's first token, before
+    which no flow of the book blocks a query; the earlier positions' keys and values come from the clean run, as in
+    the exact engine's prefix reuse), so estimates of knockouts whose queries lie before it are refused. Memory: two
+    ``[H, L - first_query, L]`` float tensors per layer.
+
+    ``metric(logits [vocab]) -> scalar`` replaces ``log p`` (e.g. the answer's logit, for tests where everything
+    after a layer is linear); :meth:`Attribution.pct_change` reads the estimate as a change of ``log p`` either way.
     """
     _check_model(adapter)
     name = type(adapter.model).__name__
     lm = adapter.language_model
     projs = [_o_proj(layer, i, name) for i, layer in enumerate(lm.layers)]
+    L = clean.length
+    p0 = spans.video.start if first_query is None else int(first_query)
+    if not 0 <= p0 < L:
+        raise AttributionError(f"first_query {p0} outside 0..{L - 1}")
     outs: dict[int, torch.Tensor] = {}
 
     def keeper(i):
@@ -173,28 +203,28 @@ def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None
         return hook
 
     hooks = [p.register_forward_pre_hook(keeper(i)) for i, p in enumerate(projs)]
-    L = clean.length
-    capture = {"rows": torch.arange(L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
+    capture = {"rows": torch.arange(p0, L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
+    hidden, pos, cache, extra = K.suffix_inputs(adapter, clean, p0)
     try:
         with torch.enable_grad(), K.applied(adapter, None, spans, capture=capture):
-            embeds = clean.embeds.detach().requires_grad_(True)
-            out = lm(inputs_embeds=embeds, position_ids=clean.position_ids, use_cache=False, **clean.lm_kwargs)
+            out = lm(inputs_embeds=hidden.detach().requires_grad_(True), position_ids=pos, cache=cache, use_cache=cache is not None,
+                     **extra)
             logits = adapter.lm_head(out.last_hidden_state[:, -1]).float()
-            logp = torch.log_softmax(logits, -1)[0, answer_id] if metric is None else metric(logits[0])
-            grads = torch.autograd.grad(logp, [outs[i] for i in range(len(projs))])
+            value = torch.log_softmax(logits, -1)[0, answer_id] if metric is None else metric(logits[0])
+            grads = torch.autograd.grad(value, [outs[i] for i in range(len(projs))])
     finally:
         for h in hooks:
             h.remove()
     probs, effect = [], []
     for i, g in enumerate(grads):
-        a = capture["out"][i][0].float()  # [H, L, L]
+        a = capture["out"][i][0].float()  # [H, L - p0, L]
         H = a.shape[0]
         v = clean.values[i][0].float()  # [H_kv, L, D]
         v = v.repeat_interleave(H // v.shape[0], dim=0)
-        g = g[0].detach().float().reshape(L, H, -1).transpose(0, 1)  # [H, L, D]
+        g = g[0].detach().float().reshape(L - p0, H, -1).transpose(0, 1)  # [H, L - p0, D]
         probs.append(a)
         effect.append(a * (g @ v.transpose(-1, -2)))
-    return Attribution(probs, effect, int(answer_id), float(logp.detach()), spans)
+    return Attribution(torch.stack(probs), torch.stack(effect), int(answer_id), float(value.detach()), spans, p0)
 
 
 # ------------------------------------------------------------------------------------------- the map's blocks
@@ -202,13 +232,14 @@ def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None
 
 def map_blocks(spans: Spans) -> list[tuple[str, list[int]]]:
     """The rows and columns of the whole map, in sequence order: the system prompt, each frame, the question
-    sentence, each option, the instruction, the rest of the text (template and prefill) and the last position.
-    Empty parts are left out; every token belongs to exactly one block."""
+    sentence, the true option, the false options (together, so that questions with different numbers of options
+    share one map), the instruction, the rest of the text (template and prefill) and the last position. Empty parts
+    are left out; every token belongs to exactly one block."""
     taken: set[int] = set()
     parts: list[tuple[str, list[int]]] = []
 
-    def add(name, r):
-        idx = [i for i in r if i not in taken]
+    def add(name, idx):
+        idx = [int(i) for i in idx if int(i) not in taken]
         if idx:
             taken.update(idx)
             parts.append((name, idx))
@@ -217,11 +248,9 @@ def map_blocks(spans: Spans) -> list[tuple[str, list[int]]]:
     for i, fr in enumerate(spans.frames):
         add(f"frame {i + 1}", fr)
     add("question", spans.non_option)
-    for i, r in enumerate(spans.options):
-        add(f"option {chr(65 + i)}", r)
+    add("true option", spans.indices("true_option").tolist())
+    add("false options", spans.indices("false_options").tolist())
     add("instruction", spans.instruction)
     add("last", spans.last)
-    rest = [i for i in range(spans.length) if i not in taken]
-    if rest:
-        parts.append(("other text", rest))
+    add("other text", [i for i in range(spans.length) if i not in taken])
     return parts

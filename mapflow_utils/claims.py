@@ -18,9 +18,9 @@ from typing import Sequence
 import numpy as np
 
 from . import paper
-from .rules import (VERDICTS, CrossFrameRule, Fig3Rule, Fig4Rule, Fig5Rule, Fig6Rule, HalvesRule, OpenRouteRule,
-                    PathwaysRule, RiseRule, RoutesRule, WindowsRule)
-from .tables import markdown_table, overall_accuracy, random_accuracy, relative_change
+from .rules import (VERDICTS, AgreementRule, ConfirmedRangesRule, CrossFrameRule, Fig3Rule, Fig4Rule, Fig5Rule,
+                    Fig6Rule, HalvesRule, OpenRouteRule, PathwaysRule, RiseRule, RoutesRule, WindowsRule)
+from .tables import markdown_table, overall_accuracy, random_accuracy, ranges_text, relative_change
 
 @dataclass
 class Claim:
@@ -216,6 +216,43 @@ def claim_table3(acc: dict, random_labels: Sequence[str], kept_share: float, key
                  f"({len(random_labels)} draws; {100 * kept_share:.0f}% edges kept)",
                  rule.verdict(full, path, r_mean), rule.text,
                  {"full": full, "pathways": path, "random": r_mean, "kept_share": kept_share})
+
+
+# ------------------------------------------------------------------ beyond the paper: the first-order estimate
+
+#: What the paper does not claim but this book tests (its side of the table).
+NOT_IN_PAPER = "not in the paper (its sweeps are exact knockouts only)"
+
+
+def claim_estimate(agreement, what: str = "the book's subject", key: str = "est",
+                   rule: AgreementRule = AgreementRule()) -> Claim:
+    """The first-order estimate (:mod:`mapflow_utils.attribution`) ranks the window positions of every flow as the
+    exact sweep does (``agreement``: :class:`~mapflow_utils.results.Agreement`)."""
+    med = {f: agreement.median(f) for f in agreement.rho}
+    worst_flow = min(med, key=lambda f: med[f] if np.isfinite(med[f]) else np.inf)
+    return Claim(key, f"the whole map ({what})",
+                 "one forward and one backward per question estimate every knockout of the sweeps as the exact engine "
+                 "measures them", NOT_IN_PAPER,
+                 f"median per-question ρ {min(med.values()):.2f}-{max(med.values()):.2f} over {len(med)} flows "
+                 f"(lowest: {worst_flow}); N={agreement.n}",
+                 rule.verdict(list(med.values())), rule.text, {"median_rho": med})
+
+
+def claim_confirmed_ranges(confirmed, exhaustive, key: str = "est_ranges",
+                           rule: ConfirmedRangesRule = ConfirmedRangesRule()) -> Claim:
+    """§3.5's ranges from the estimate, confirmed by exact knockouts at the candidates only, against the exhaustive
+    exact sweep's (``confirmed``: :class:`~mapflow_utils.experiments.ConfirmedRanges`; ``exhaustive``: Ranges)."""
+    paper_ranges = ("cross_frame", "video_question", "question_last")
+    same = all(getattr(confirmed.confirmed, k) == getattr(exhaustive, k) for k in paper_ranges)
+    share = confirmed.exact_specs / confirmed.exhaustive_specs if confirmed.exhaustive_specs else float("nan")
+    return Claim(key, "§3.5 from the map",
+                 "the effective-pathway layer ranges (Table E's rule) can be found from the estimate and confirmed "
+                 "with exact knockouts on the candidate layers only", NOT_IN_PAPER,
+                 f"confirmed {ranges_text(confirmed.confirmed)}; exhaustive {ranges_text(exhaustive)}; "
+                 f"{confirmed.exact_specs} of {confirmed.exhaustive_specs} exact knockouts ({share:.0%})",
+                 rule.verdict(same, share), rule.text,
+                 {"same": same, "share": share, "exact_specs": confirmed.exact_specs,
+                  "exhaustive_specs": confirmed.exhaustive_specs})
 
 
 def key_claims(r) -> list[Claim]:

@@ -14,8 +14,10 @@ from . import pathways
 from . import prompts as P
 from .evaluate import Prepared, guarded, prepare, progress_bar, report_skipped, require_correct
 from .knockout import run_sweep
-from .results import RANGED_OWN, KeyResults, PathwayResult, SweepResult, interval_size, ranges_from_sweep
+from .results import (RANGE_TASK, RANGE_THRESHOLD, RANGED, RANGED_OWN, KeyResults, MapResult, PathwayResult,
+                      SweepResult, interval_means, interval_size, ranges_from_sweep)
 from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs
+from .specs import window as window_layers
 
 
 def model_name(adapter) -> str:
@@ -452,6 +454,152 @@ def pathway_accuracy(adapter, samples, ranges, leak: bool = True, n_random: int 
                          batch_size=batch_size, results_dir=results_dir)
     example = prepare(adapter, samples[0], answer_format, num_frames)
     return PathwayResult(acc, list(randoms), pathways.edge_counts(spec, example.spans, n))
+
+
+# ------------------------------------------------------------------ beyond the paper: the first-order estimate
+
+
+def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
+                   answer_format: P.AnswerFormat = "content", num_frames: int = 8, progress: bool = False,
+                   results_dir=None) -> tuple[SweepResult, MapResult]:
+    """:func:`knockout_sweep`'s %change estimated from one forward and one backward per question
+    (:func:`mapflow_utils.attribution.attribute`; a window is the sum of its layers), on the same baseline-correct
+    questions, and the whole map of the same questions (every block pair of
+    :func:`~mapflow_utils.attribution.map_blocks` in every layer alone). Cached per sample like the sweeps."""
+    from . import attribution as AT
+    from .cache import ResultCache
+
+    if not isinstance(flows, dict):
+        flows = {f: FLOWS[f] for f in flows}
+    n = adapter.num_layers
+    specs = [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n)]
+    cache = ResultCache(results_dir, "estimate_sweep", adapter, {
+        "flows": {k: repr(v) for k, v in flows.items()}, "window": window, "format": answer_format,
+        "num_frames": num_frames, "estimator": AT.VERSION})
+
+    def compute(s):
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if not prep.correct:
+            return {"correct": np.array(0)}
+        att = AT.attribute(adapter, prep.clean, prep.spans, prep.answer_ids[prep.predicted])
+        blocks = AT.map_blocks(prep.spans)
+        return {"correct": np.array(1), "change": att.sweep(specs), "map": att.block_map(blocks),
+                "names": np.array([b for b, _ in blocks])}
+
+    change: dict[str, list] = {f: [] for f in flows}
+    tasks, seen, skipped, maps, names = [], {}, [], [], []
+    for s in progress_bar(samples, "first-order estimate", progress):
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None:
+            continue
+        seen[s.task] = seen.get(s.task, 0) + 1
+        if not int(r["correct"]):
+            continue
+        for i, name in enumerate(flows):
+            change[name].append(r["change"][i * n:(i + 1) * n])
+        tasks.append(s.task)
+        maps.append(r["map"])
+        names.append([str(x) for x in r["names"]])
+    report_skipped(skipped, "first-order estimate")
+    require_correct(len(tasks), sum(seen.values()), model_name(adapter), "the first-order estimate")
+    order = list(dict.fromkeys(x for ns in names for x in ns))  # blocks of every question, in sequence order
+    grid = np.full((len(tasks), n, len(order), len(order)), np.nan)
+    for q, (m, ns) in enumerate(zip(maps, names)):
+        at = [order.index(x) for x in ns]
+        grid[q][:, np.array(at)[:, None], np.array(at)[None, :]] = m
+    arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
+    return SweepResult(arr, tasks, seen, window, skipped), MapResult(order, grid, tasks)
+
+
+def exact_sweep(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", num_frames: int = 8,
+                batch_size: int = 32, progress: bool = False, results_dir=None) -> SweepResult:
+    """Every flow of :data:`FLOWS` swept exactly, as the chapters sweep them (§3.2's cross-frame sweep and §3.3's
+    figure flows, under the same cache keys, so a book already built answers from its cache), in one result."""
+    figure_flows = [f for group in FIGURE_FLOWS.values() for f in group]
+    cross = knockout_sweep(adapter, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,
+                           num_frames=num_frames, progress=progress, results_dir=results_dir)
+    rest = knockout_sweep(adapter, samples, figure_flows, window, answer_format, batch_size=batch_size,
+                          num_frames=num_frames, progress=progress, results_dir=results_dir)
+    change = {**cross.change, **rest.change}
+    return SweepResult({f: change[f] for f in FLOWS}, rest.tasks, rest.n_seen, window, rest.skipped)
+
+
+def estimate_check(model_dir: str, samples, device: str = "cpu", dtype: str | None = None, batch_size: int = 32,
+                   results_dir=None):
+    """The estimate against the exact sweeps on another Video-FT (its own answer format and the paper's window
+    scaled to its depth): ``(Agreement, estimated SweepResult, exact SweepResult)``."""
+    from .models import answer_format as own_format, default_dtype, load
+    from .results import Agreement
+
+    _, _, other = load(model_dir, device=device, dtype=dtype or default_dtype(device))
+    fmt, window = own_format(model_dir), paper_window(other.num_layers)
+    estimate, _ = estimate_sweep(other, samples, list(FLOWS), window, fmt, results_dir=results_dir)
+    exact = exact_sweep(other, samples, window, fmt, batch_size=batch_size, results_dir=results_dir)
+    return Agreement.of(estimate, exact, list(FLOWS)), estimate, exact
+
+
+@dataclass
+class ConfirmedRanges:
+    """§3.5's ranges read off the estimate and confirmed by exact knockouts at the candidate window positions only:
+    ``estimated`` (the rule on the estimated curves), ``confirmed`` (the rule on the curves with exact values at the
+    candidates), the candidate positions per flow, and the exact specs run (``exact_specs``) against the exhaustive
+    sweep's (``exhaustive_specs``), both counted over the questions."""
+
+    estimated: object
+    confirmed: object
+    candidates: dict[str, list[int]]
+    exact_specs: int
+    exhaustive_specs: int
+
+
+def confirm_ranges(adapter, samples, estimate: SweepResult, window: int, answer_format: P.AnswerFormat = "content",
+                   num_frames: int = 8, batch_size: int = 32, results_dir=None) -> ConfirmedRanges:
+    """App. E's rule on the estimated sweep (its ranged flows), then exact knockouts only at the candidate window
+    positions: every layer of an interval the estimate puts below the threshold, and of the intervals next to it
+    (where a range could start or end instead). The rule is applied again with those exact values in place."""
+    from .cache import ResultCache
+
+    n = adapter.num_layers
+    size = interval_size(n)
+    task = RANGE_TASK if RANGE_TASK in set(estimate.tasks) else None
+    candidates = {}
+    for flow in RANGED.values():
+        curve = estimate.summary(flow, task)[0]
+        below = [i for i, (_, _, m) in enumerate(interval_means(curve, size)) if m < RANGE_THRESHOLD]
+        near = sorted({j for i in below for j in (i - 1, i, i + 1) if 0 <= j * size < n})
+        candidates[flow] = [l for j in near for l in range(j * size, min(n, (j + 1) * size))]
+    pool = [s for s in samples if task is None or s.task == task]
+    specs = [(flow, l) for flow, layers in candidates.items() for l in layers]
+    spec_objs = [KnockoutSpec(FLOWS[f], window_layers(l, window, n), f"{f}@{l}") for f, l in specs]
+    cache = ResultCache(results_dir, "confirm_ranges", adapter, {
+        "specs": [s.label for s in spec_objs], "window": window, "format": answer_format, "num_frames": num_frames})
+
+    def compute(s):
+        prep = prepare(adapter, s, answer_format, num_frames)
+        if not prep.correct or not spec_objs:
+            return {"correct": np.array(int(prep.correct))}
+        probs = run_sweep(adapter, prep.clean, prep.spans, spec_objs, prep.answer_ids, batch_size=batch_size).numpy()
+        pred = prep.predicted
+        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
+        return {"correct": np.array(1), "change": (probs[:, pred] - base) / base * 100}
+
+    mixed = {f: estimate.change[f].copy() for f in estimate.change}
+    rows = [i for i, t in enumerate(estimate.tasks) if task is None or t == task]
+    skipped: list[str] = []
+    k = 0
+    for s in pool:
+        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
+        if r is None or not int(r["correct"]):
+            continue
+        if k >= len(rows):
+            raise ValueError("the estimate covers fewer questions than these samples: pass the same samples")
+        for j, (flow, l) in enumerate(specs):
+            mixed[flow][rows[k], l] = r["change"][j]
+        k += 1
+    report_skipped(skipped, "exact confirmation")
+    confirmed = SweepResult(mixed, estimate.tasks, estimate.n_seen, estimate.window, skipped)
+    return ConfirmedRanges(ranges_from_sweep(estimate, size), ranges_from_sweep(confirmed, size), candidates,
+                           len(specs) * k, len(RANGED) * n * k)
 
 
 # ------------------------------------------------------------------------------------------ App. A/B helpers

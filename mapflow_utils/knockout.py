@@ -310,8 +310,6 @@ def _uniform_layers(lm) -> bool:
 def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix: bool = True,
               layer_start: bool = True) -> torch.Tensor:
     """One forward for a batch of specs (one per row); returns last-position logits ``[len(specs), vocab]``."""
-    from transformers import DynamicCache
-
     enable(adapter.model)
     n, L, lm = len(specs), clean.length, adapter.language_model
     row_parts = [s.parts(spans) for s in specs]
@@ -331,17 +329,7 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix
                     active.setdefault(layer, torch.zeros(n, dtype=torch.bool))[i] = True
         stacked.append((pairs.to(dev), {l: a.to(dev) for l, a in active.items()}))
     plan = _Plan(stacked[0][0], p0, stacked[0][1], more=stacked[1:])
-    cache = None
-    if p0 > 0:
-        cache = DynamicCache(config=lm.config)
-        for i in range(adapter.num_layers):
-            # views, not copies: the cache concatenates them with the suffix's keys/values (one copy, not two)
-            k = clean.keys[i][:, :, :p0].expand(n, -1, -1, -1)
-            v = clean.values[i][:, :, :p0].expand(n, -1, -1, -1)
-            cache.update(k, v, i)
-    hidden = clean.layer_inputs[l0][:, p0:].expand(n, -1, -1)
-    pos = _expand_pos(clean.position_ids, p0, n, L, dev)
-    extra = {k: (v[..., p0:] if torch.is_tensor(v) and v.shape[-1] == L else v) for k, v in clean.lm_kwargs.items()}
+    hidden, pos, cache, extra = suffix_inputs(adapter, clean, p0, l0, n)
     original = lm.layers
     try:
         if l0 > 0:
@@ -352,6 +340,27 @@ def run_specs(adapter, clean: Clean, spans: Spans, specs: Sequence, reuse_prefix
         lm.layers = original
     _check_calls(plan, adapter.num_layers, 1, layers=range(l0, adapter.num_layers))
     return adapter.lm_head(out.last_hidden_state[:, -1]).float()
+
+
+def suffix_inputs(adapter, clean: Clean, p0: int, l0: int = 0, n: int = 1):
+    """What the text model takes to recompute positions ``p0``.. from layer ``l0`` on, ``n`` rows at once, with the
+    clean run's keys and values for the positions before ``p0``: ``(hidden [n, L-p0, d], position_ids, cache or
+    None, other kwargs)``."""
+    from transformers import DynamicCache
+
+    L, dev = clean.length, clean.embeds.device
+    cache = None
+    if p0 > 0:
+        cache = DynamicCache(config=adapter.language_model.config)
+        for i in range(adapter.num_layers):
+            # views, not copies: the cache concatenates them with the suffix's keys/values (one copy, not two)
+            k = clean.keys[i][:, :, :p0].expand(n, -1, -1, -1)
+            v = clean.values[i][:, :, :p0].expand(n, -1, -1, -1)
+            cache.update(k, v, i)
+    hidden = clean.layer_inputs[l0][:, p0:].expand(n, -1, -1)
+    pos = _expand_pos(clean.position_ids, p0, n, L, dev)
+    extra = {k: (v[..., p0:] if torch.is_tensor(v) and v.shape[-1] == L else v) for k, v in clean.lm_kwargs.items()}
+    return hidden, pos, cache, extra
 
 
 def plan_batches(firsts: Sequence[int], layers: Sequence[int], length: int, max_rows: int = 32,

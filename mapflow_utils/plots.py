@@ -419,3 +419,107 @@ def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-le
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+# ------------------------------------------------------------------ beyond the paper: the whole map at once
+
+
+def _map_panel(ax, grid: np.ndarray, names: Sequence[str], title: str, limit: float):
+    """One (query block × key block) heat map of %change on a diverging scale centred on 0 (blank: not attributed
+    or not attended: a query cannot see later keys)."""
+    im = ax.imshow(np.where(np.isfinite(grid), grid, np.nan), cmap="RdBu", vmin=-limit, vmax=limit)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("blocked keys (source)")
+    ax.set_ylabel("blocked queries (target)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+    return im
+
+
+def _limit(values: np.ndarray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    return float(max(1e-6, np.percentile(finite, 99))) if finite.size else 1.0
+
+
+def strongest_map(mean_map: np.ndarray, names: Sequence[str], title: str):
+    """Each (query block, key block) pair's strongest estimated effect over the layers (the most negative mean
+    %change of blocking that pair in one layer), with the layer where it occurs written in the cell."""
+    use_style()
+    with np.errstate(all="ignore"):
+        filled = np.where(np.isfinite(mean_map), mean_map, np.inf)
+        layer = filled.argmin(0)
+        low = np.take_along_axis(mean_map, layer[None], 0)[0]
+    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    im = _map_panel(ax, low, names, title, _limit(low))
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if np.isfinite(low[i, j]) and abs(low[i, j]) >= 0.5:
+                ax.text(j, i, str(layer[i, j] + 1), ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="% change (strongest layer; number: that layer)")
+    _record("heatmap", title, {"rows (queries)": list(names), "columns (keys)": list(names),
+                               "strongest % change": low, "layer (1-indexed)": layer + 1})
+    return fig
+
+
+def map_slider(mean_map: np.ndarray, names: Sequence[str], title: str):
+    """The whole map one layer at a time (estimated mean %change of blocking each block pair in that layer alone),
+    on one colour scale, under a 1-based layer slider that works in the static page."""
+    use_style()
+    limit = _limit(mean_map)
+
+    def figures():
+        for layer, grid in enumerate(mean_map):
+            fig, ax = plt.subplots(figsize=(5.2, 4.6))
+            im = _map_panel(ax, grid, names, f"{title}: layer {layer + 1} of {len(mean_map)}", limit)
+            fig.colorbar(im, ax=ax, shrink=0.8, label="% change")
+            _record("heatmap", f"{title}: layer {layer + 1}", {"rows (queries)": list(names),
+                                                               "columns (keys)": list(names), "% change": grid})
+            yield fig
+
+    return layer_slider(figures(), "layer")
+
+
+def query_explorer(mean_map: np.ndarray, names: Sequence[str], title: str):
+    """Flow × layer: for the chosen query block (the flow's target), the estimated mean %change of blocking each key
+    block (its source) in each layer alone, as one heat map (a dropdown that works in the static page)."""
+    use_style()
+    limit = _limit(mean_map)
+    tree = {}
+    for i, target in enumerate(names):
+        rows = mean_map[:, i, :].T  # [keys, layers]
+        if not np.isfinite(rows).any():
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        im = ax.imshow(rows, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit,
+                       extent=(0.5, rows.shape[1] + 0.5, len(names) - 0.5, -0.5))
+        ax.set_yticks(range(len(names)), [f"{n} → {target}" for n in names], fontsize=7)
+        ax.set_xlabel("layer")
+        ax.set_title(f"{title}: into {target}", fontsize=9)
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="% change")
+        _record("heatmap", f"{title}: into {target}", {"rows": [f"{n} → {target}" for n in names],
+                                                       "columns": "layer (1-indexed)", "% change": rows})
+        tree[target] = fig
+    return explorer(tree, ("query block",))
+
+
+def estimate_vs_exact(lines: Mapping[str, Mapping[str, tuple]], title: str):
+    """One panel per flow: the estimated and the exact mean %change per window position (95% bands), each panel on
+    its own scale. ``lines[flow] = {"exact": (mean, lo, hi, N), "estimate": …}``."""
+    use_style()
+    cols = 3
+    rows = -(-len(lines) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(9.5, 2.6 * rows + 0.4), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(lines):
+            ax.axis("off")
+            continue
+        flow = list(lines)[k]
+        sweep_lines(lines[flow], flow, ylabel="% change" if k % cols == 0 else "", ax=ax)
+        if k:
+            ax.get_legend().remove()
+        else:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return fig

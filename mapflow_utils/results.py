@@ -5,6 +5,7 @@ claims and plots read these types; the experiments produce them.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -143,7 +144,13 @@ def interval_means(curve: np.ndarray, size: int) -> list[tuple[int, int, float]]
     return out
 
 
-def layer_range(curve: np.ndarray, size: int, threshold: float = -5.0) -> tuple[int, int] | None:
+#: App. E's rule: an interval counts when its mean %change is below this; the ranges are read on this task's
+#: questions (the paper's Table E), or on all tasks when it has none.
+RANGE_THRESHOLD = -5.0
+RANGE_TASK = "action_antonym"
+
+
+def layer_range(curve: np.ndarray, size: int, threshold: float = RANGE_THRESHOLD) -> tuple[int, int] | None:
     """App. E's rule: the span from the first to the last interval whose mean %change is below ``threshold``
     (``None`` when no interval is)."""
     kept = [(lo, hi) for lo, hi, m in interval_means(curve, size) if m < threshold]
@@ -160,7 +167,7 @@ class Ranges:
     video_last: tuple[int, int] | None = None  # the paper's mask: None, blocked in every layer
 
 
-def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", threshold: float = -5.0,
+def ranges_from_sweep(sweep, size: int, task: str | None = RANGE_TASK, threshold: float = RANGE_THRESHOLD,
                       own_routes: bool = False) -> Ranges:
     """App. E's ranges from a sweep with the three ranged flows (pooled over ``task``'s questions, or all tasks when
     that task is absent); ``own_routes`` also gives video→last its range by the same rule (the sweep needs it)."""
@@ -169,3 +176,78 @@ def ranges_from_sweep(sweep, size: int, task: str | None = "action_antonym", thr
     flows = RANGED_OWN if own_routes else RANGED
     rng = {k: layer_range(sweep.summary(flow, task)[0], size, threshold) for k, flow in flows.items()}
     return Ranges(**rng)
+
+
+# ------------------------------------------------------------------ the first-order estimate (beyond the paper)
+
+
+@dataclass
+class MapResult:
+    """The whole map of one model: the estimated Δ log p of blocking each (query block, key block) pair in each
+    layer alone, per baseline-correct question: ``delta [N, n_layers, n, n]`` (NaN: not attributed), the blocks'
+    ``names`` (rows = queries, columns = keys) and each question's task."""
+
+    names: list[str]
+    delta: np.ndarray
+    tasks: list[str]
+
+    def mean_pct(self, task: str | None = None) -> np.ndarray:
+        """Mean estimated %change over the questions (of ``task``), ``[n_layers, n, n]``."""
+        d = self.delta if task is None else self.delta[[t == task for t in self.tasks]]
+        if not len(d):
+            return np.full(self.delta.shape[1:], np.nan)
+        with warnings.catch_warnings():  # cells no question attributes (the system prompt's rows) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(100.0 * np.expm1(d), axis=0)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties get their mean rank); NaN when either side is constant."""
+    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
+    if np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x), dtype=float)
+    for v in np.unique(x):  # ties: their mean rank
+        tie = x == v
+        if tie.sum() > 1:
+            r[tie] = r[tie].mean()
+    return r
+
+
+@dataclass
+class Agreement:
+    """How an estimated sweep matches the exact one, per flow: Spearman ρ over the window positions of each question
+    (``rho[flow]``, ``[N]``, NaN where the exact curve is flat), and the mean curves' largest gap."""
+
+    rho: dict[str, np.ndarray]
+    gap: dict[str, float]
+    n: int
+
+    @classmethod
+    def of(cls, estimate: SweepResult, exact: SweepResult, flows: Sequence[str]) -> "Agreement":
+        if estimate.tasks != exact.tasks:
+            raise ValueError("the estimate and the exact sweep cover different questions: run both on the same "
+                             "samples, model and answer format")
+        rho = {f: np.array([spearman(e, x) for e, x in zip(estimate.change[f], exact.change[f])]) for f in flows}
+        gap = {f: float(np.nanmax(np.abs(estimate.change[f].mean(0) - exact.change[f].mean(0))))
+               if len(exact.tasks) else float("nan") for f in flows}
+        return cls(rho, gap, len(exact.tasks))
+
+    def median(self, flow: str) -> float:
+        r = self.rho[flow]
+        return float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")
+
+    def worst(self, flow: str) -> float:
+        r = self.rho[flow]
+        return float(np.nanmin(r)) if np.isfinite(r).any() else float("nan")
+
+    def rows(self) -> list[list[str]]:
+        """``[flow, median ρ, worst ρ, questions with a flat exact curve, largest gap of the mean curves]``."""
+        return [[f, f"{self.median(f):.2f}", f"{self.worst(f):.2f}", str(int(np.isnan(r).sum())),
+                 f"{self.gap[f]:.1f} points"] for f, r in self.rho.items()]

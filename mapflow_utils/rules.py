@@ -265,3 +265,37 @@ class AboveChanceRule:
     @property
     def text(self) -> str:
         return f"clearly above when more than {100 * self.margin:g} points above chance"
+
+
+@dataclass(frozen=True)
+class AgreementRule:
+    """Beyond the paper: the first-order estimate agrees with the exact knockout sweep when, flow by flow, the median
+    over questions of Spearman's ρ between the estimated and exact %change over the window positions is high."""
+
+    strong: float = 0.8
+    weak: float = 0.5
+
+    def verdict(self, medians: Sequence[float]) -> str:
+        finite = [m for m in medians if np.isfinite(m)]
+        return grade(bool(finite) and min(finite) >= self.strong, bool(finite) and min(finite) >= self.weak)
+
+    @property
+    def text(self) -> str:
+        return (f"every flow's median per-question Spearman ρ (estimate vs exact, over the window positions) >= "
+                f"{self.strong:g}; partly if every one is >= {self.weak:g}")
+
+
+@dataclass(frozen=True)
+class ConfirmedRangesRule:
+    """Beyond the paper: §3.5's layer ranges read off the estimate and confirmed by exact knockouts at the
+    candidate positions only are the exhaustive sweep's, for a fraction of its exact knockouts."""
+
+    max_share: float = 0.5
+
+    def verdict(self, same: bool, share: float) -> str:
+        return grade(same and share <= self.max_share, same)
+
+    @property
+    def text(self) -> str:
+        return (f"the confirmed ranges equal the exhaustive sweep's with at most {self.max_share:.0%} of its exact "
+                "knockouts; partly if they are equal with more")

@@ -338,7 +338,7 @@ SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", "cross-f
                  "question→last", "pathways", "random", "edges kept"]
 
 
-def table_e_rows(sweep, size: int, task: str | None = "action_antonym") -> list[list]:
+def table_e_rows(sweep, size: int, task: str | None = results.RANGE_TASK) -> list[list]:
     """Table E(b) rows (ours): interval means per ranged flow, with the 1-indexed interval labels as header row."""
     if task is not None and task not in set(sweep.tasks):
         task = None

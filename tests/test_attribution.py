@@ -119,6 +119,9 @@ def test_the_estimator_refuses_what_it_cannot_estimate(monkeypatch):
     att = A.attribute(ad, prep.clean, prep.spans, prep.answer_ids[prep.predicted])
     with pytest.raises(A.AttributionError, match=r"layer 9 outside 0\.\.3"):
         att.delta(KnockoutSpec((CROSS_FRAME,), (9,)))
+    with pytest.raises(A.AttributionError, match=r"blocks queries at position 0, before the first position "
+                                                 r"attributed .*first_query=0"):
+        att.delta(KnockoutSpec((Block("video", "system"),), (0,)))  # the system prompt was not recomputed
     broken = copy.deepcopy(ad.model)
     bad = adapter_for(broken, ad.processor)
     del bad.language_model.layers[1].self_attn.o_proj

@@ -18,7 +18,7 @@ TINY = {"n_per_task": 2, "tasks": ["action_antonym", "object_count"],
 
 #: Chapters that draw curves, bars or maps (the others show tables, frames or nothing).
 FIGURE_CHAPTERS = {"s3_2_temporal", "s3_3_integration", "s3_4_answer", "s3_5_pathways", "appab_scale", "appc_open",
-                   "appd1_long", "models"}
+                   "appd1_long", "models", "beyond_map"}
 
 
 def test_every_chapter_is_a_myst_notebook_with_parameters():
