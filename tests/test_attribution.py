@@ -5,6 +5,7 @@ answer's logit as the metric) the estimate must equal the exact knockout: the re
 exact and nothing downstream is approximated. That is checked on every supported class."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -130,3 +131,40 @@ def test_the_estimator_refuses_what_it_cannot_estimate(monkeypatch):
     monkeypatch.setattr(ad.model.config.get_text_config(), "attn_logit_softcapping", 50.0, raising=False)
     with pytest.raises(A.AttributionError, match="attn_logit_softcapping.*exact engine"):
         A.attribute(ad, prep.clean, prep.spans, 0)
+
+
+def test_spearman_handles_ties_and_flat_curves():
+    from mapflow_utils.results import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2, 3], [5, 5, 6, 7]) == pytest.approx(1.0)  # tied ranks on both sides
+    assert math.isnan(spearman([1, 2, 3], [0, 0, 0]))  # a flat curve has no order
+
+
+def test_agreement_refuses_sweeps_of_different_questions():
+    import numpy as np
+
+    from mapflow_utils.results import Agreement, SweepResult
+
+    a = SweepResult({"f": np.zeros((2, 4))}, ["x", "y"], {"x": 1, "y": 1}, 3)
+    b = SweepResult({"f": np.zeros((1, 4))}, ["x"], {"x": 1, "y": 1}, 3)
+    with pytest.raises(ValueError, match="different questions"):
+        Agreement.of(a, b, ["f"])
+
+
+def test_estimate_sweep_matches_the_exact_sweep_where_it_is_exact():
+    """On the tiny subject, estimate_sweep and knockout_sweep cover the same questions; last→last in the last layer
+    (window 1) is the one knockout of FLOWS with only lm_head-side nonlinearity left: its estimate must be close."""
+    from mapflow_utils import experiments as E
+    from mapflow_utils import paths
+    from mapflow_utils.data import load_tvbench
+
+    ad, _ = prepared()
+    ds = load_tvbench(paths.SYNTHETIC, n_per_task=3, seed=0)
+    est, whole = E.estimate_sweep(ad, ds, ["last→last", "cross-frame"], 1, "content")
+    exact = E.knockout_sweep(ad, ds, ["last→last", "cross-frame"], 1, "content")
+    assert est.tasks == exact.tasks and len(est.tasks) > 3
+    assert whole.delta.shape == (len(est.tasks), ad.num_layers, len(whole.names), len(whole.names))
+    last = est.change["last→last"][:, -1]
+    assert last == pytest.approx(exact.change["last→last"][:, -1], abs=0.05), (last, exact.change["last→last"][:, -1])

@@ -109,8 +109,25 @@ def test_above_chance_rule():
     assert r.verdict(0.8, 0.3) == "clearly above" and r.verdict(0.35, 0.3) == "not clearly above"
 
 
+def test_agreement_rule():
+    r = R.AgreementRule()
+    assert r.verdict([0.95, 0.81, float("nan")]) == YES  # a flow whose exact curve is flat everywhere is not judged
+    assert r.verdict([0.95, 0.6]) == PART
+    assert r.verdict([0.95, 0.3]) == NO
+    assert r.verdict([float("nan")]) == NO  # nothing to judge is not agreement
+
+
+def test_confirmed_ranges_rule():
+    r = R.ConfirmedRangesRule()
+    assert r.verdict(True, 0.39) == YES
+    assert r.verdict(True, 0.8) == PART
+    assert r.verdict(False, 0.1) == NO
+
+
 RULES = [R.CrossFrameRule, R.HalvesRule, R.WindowsRule, R.Fig3Rule, R.Fig4Rule, R.Fig5Rule, R.Fig6Rule, R.RoutesRule,
-         R.RiseRule, R.OpenRouteRule, R.PathwaysRule, R.AboveChanceRule]
+         R.RiseRule, R.OpenRouteRule, R.PathwaysRule, R.AboveChanceRule, R.AgreementRule, R.ConfirmedRangesRule]
+#: Rules of claims the paper does not make (beyond the paper): no paper values to test them on.
+BEYOND = (R.AboveChanceRule, R.AgreementRule, R.ConfirmedRangesRule)
 
 
 def _text(rule) -> str:
@@ -179,7 +196,7 @@ PAPER_AND_DIFFERENT = {
 }
 
 
-@pytest.mark.parametrize("cls", [c for c in RULES if c is not R.AboveChanceRule], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [c for c in RULES if c not in BEYOND], ids=lambda c: c.__name__)
 def test_paper_values_reproduce_and_clearly_different_ones_do_not(cls):
     papers, different = PAPER_AND_DIFFERENT[cls.__name__]
     assert papers(cls()) == YES, f"{cls.__name__}: the paper's own values do not reproduce under its rule"
