@@ -95,7 +95,7 @@ def _run(cmd: Sequence[str], what: str, cwd: Path | None = None) -> str:
 def build(name: str, out: Path | None = None) -> Path:
     """``otter assign`` on one master (its solutions must pass every test) into ``out`` (default
     ``dist/assignments/<name>``); returns ``out``."""
-    from .cli import to_notebook
+    from .runner import to_notebook
 
     out = Path(out) if out is not None else DIST / name
     if out.exists():

@@ -112,8 +112,11 @@ def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
     k = key.repeat_interleave(n_rep, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = (query[:, :, rows] @ k.transpose(-1, -2)).float() * scale  # [B, H, Q, kv]
-    scores = scores.masked_fill(~allowed[:, :, rows], float("-inf"))
-    w = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    seen = allowed[:, :, rows]
+    scores.masked_fill_(~seen, float("-inf"))
+    w = torch.softmax(scores, dim=-1)
+    if not bool(seen.any(-1).all()):  # a row with every key blocked: weights 0, not NaN
+        w = w.nan_to_num(0.0)
     plan.capture["out"][layer] = w if plan.capture.get("heads") else w.mean(1)
 
 

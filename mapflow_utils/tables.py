@@ -249,7 +249,7 @@ def read_eval(model_dir) -> dict:
 
 
 def run_outcome(run: dict, detail: bool = False) -> str:
-    """One run of :func:`mapflow_utils.cli.run_on_classes` in words: ``ok``, ``clear stop: <guard>`` (with its message
+    """One run of :func:`mapflow_utils.runner.run_on_classes` in words: ``ok``, ``clear stop: <guard>`` (with its message
     when ``detail``), or the error."""
     if "error" not in run:
         return "ok"
@@ -259,7 +259,7 @@ def run_outcome(run: dict, detail: bool = False) -> str:
 
 
 def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
-    """Rows of the "your model" page from :func:`mapflow_utils.cli.run_on_classes`: class, text model, video
+    """Rows of the "your model" page from :func:`mapflow_utils.runner.run_on_classes`: class, text model, video
     layout, ok/error, seconds, and every ``*_verdict`` the chapter glued."""
     from .models import family_named
 

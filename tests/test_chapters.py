@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mapflow_utils import cli, paths, rules
+from mapflow_utils import paths, rules, runner
 
 #: Tiny parameters, given to a chapter only where it declares them: the tiny pair instead of the book's 30-layer
 #: subject (the book tier, `make test-book`, runs the chapters on their defaults from the committed cache).
@@ -22,20 +22,20 @@ FIGURE_CHAPTERS = {"s3_2_temporal", "s3_3_integration", "s3_4_answer", "s3_5_pat
 
 
 def test_every_chapter_is_a_myst_notebook_with_parameters():
-    assert set(cli.chapters()) >= {"data", "models", "s3_2_temporal", "s3_3_integration", "s3_4_answer",
+    assert set(runner.chapters()) >= {"data", "models", "s3_2_temporal", "s3_3_integration", "s3_4_answer",
                                    "s3_5_pathways", "appab_scale", "appc_open", "appd1_long", "verdicts"}
-    assert cli.chapters()[-1] == "verdicts"  # it reads the others' claims
+    assert runner.chapters()[-1] == "verdicts"  # it reads the others' claims
     assert not list(paths.NOTEBOOKS.glob("*.ipynb")), "chapter sources are .md; executed notebooks go to book/"
-    for ch in cli.chapters():
-        assert set(cli.chapter_parameters(ch)), f"{ch} has no parameters cell"
+    for ch in runner.chapters():
+        assert set(runner.chapter_parameters(ch)), f"{ch} has no parameters cell"
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("chapters")
     done = {}
-    for ch in cli.chapters():
-        names = set(cli.chapter_parameters(ch))
+    for ch in runner.chapters():
+        names = set(runner.chapter_parameters(ch))
         params = {k: v for k, v in TINY.items() if k in names}
         if "results_dir" in names:
             params["results_dir"] = str(out / "cache")
@@ -44,13 +44,13 @@ def runs(tmp_path_factory):
         if "book_dir" in names:
             params["book_dir"] = str(out)
         try:
-            done[ch] = cli.run_chapter(ch, params, out=out, progress=False)
+            done[ch] = runner.run_chapter(ch, params, out=out, progress=False)
         except Exception as e:  # noqa: BLE001 -- report every chapter, not only the first failure
             done[ch] = e
     return out, done
 
 
-@pytest.mark.parametrize("chapter", cli.chapters())
+@pytest.mark.parametrize("chapter", runner.chapters())
 def test_chapter_runs_with_tiny_parameters(runs, chapter):
     out, done = runs
     assert not isinstance(done[chapter], Exception), f"{chapter} failed: {done[chapter]}"
@@ -58,7 +58,7 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     results = json.loads((out / f"{chapter}.results.json").read_text())  # the run, for machines
-    if "n_per_task" in cli.chapter_parameters(chapter):
+    if "n_per_task" in runner.chapter_parameters(chapter):
         assert results["parameters"]["n_per_task"] == 2
     prov = results["provenance"]
     assert prov["commit"] and prov["torch"] and prov["run_seconds"] > 0, "every page says what produced it"
@@ -66,7 +66,7 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
     drawn = json.loads(figures.read_text())["figures"]
     if chapter in FIGURE_CHAPTERS:
         assert drawn and all(d["title"] and d["data"] for d in drawn), f"{chapter}: no figure data"
-    if "claims_file" in cli.chapter_parameters(chapter):
+    if "claims_file" in runner.chapter_parameters(chapter):
         claims = json.loads((out / f"{chapter}.claims.json").read_text())
         assert claims and all(c["verdict"] in rules.VERDICTS for c in claims)
         assert all(c["rule"] and c["paper"] and c["ours"] for c in claims)
@@ -75,5 +75,5 @@ def test_chapter_runs_with_tiny_parameters(runs, chapter):
 def test_verdicts_page_counts_the_claims_files(runs):
     out, done = runs
     n = sum(len(json.loads(f.read_text())) for f in out.glob("*.claims.json"))
-    glued = cli.read_glue(done["verdicts"])
+    glued = runner.read_glue(done["verdicts"])
     assert n > 10 and glued["n_claims_total"] == str(n)

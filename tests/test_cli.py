@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mapflow_utils import cli
+from mapflow_utils import cli, runner, site
 from mapflow_utils.data import load_tvbench
 
 
@@ -44,7 +44,7 @@ def test_run_chapter_with_parameters(tmp_path):
 def test_relative_paths_in_parameters_resolve_from_the_callers_directory(tmp_path, monkeypatch):
     (tmp_path / "models" / "m").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    got = cli.absolute_parameters({"a": ["models/m", "no/such/path", 3], "b": "models/m"})
+    got = runner.absolute_parameters({"a": ["models/m", "no/such/path", 3], "b": "models/m"})
     assert got == {"a": [str(tmp_path / "models" / "m"), "no/such/path", 3], "b": str(tmp_path / "models" / "m")}
 
 
@@ -59,14 +59,14 @@ def test_model_dir_finds_repo_relative_folders_from_anywhere(tmp_path, monkeypat
 def test_run_on_classes_keeps_going_past_a_failing_class(tmp_path):
     import pytest
 
-    rows = cli.run_on_classes("data", ["NoSuchForConditionalGeneration", "LlavaNextVideoForConditionalGeneration"],
+    rows = runner.run_on_classes("data", ["NoSuchForConditionalGeneration", "LlavaNextVideoForConditionalGeneration"],
                               tmp_path, {"tasks": ["object_count"], "n_per_task": 1})
     assert "KeyError" in rows[0]["error"] and "NoSuch" in rows[0]["error"]
     assert "error" not in rows[1] and rows[1]["glue"]["n_questions"] == "1"
     assert (tmp_path / "LlavaNextVideoForConditionalGeneration" / "model" / "model.safetensors").exists()
     assert "mapflow tiny-vlm LlavaNextVideoForConditionalGeneration" in rows[1]["command"]
     with pytest.raises(ValueError, match="no chapter"):
-        cli.run_on_classes("no_such_chapter", [], tmp_path)
+        runner.run_on_classes("no_such_chapter", [], tmp_path)
 
 
 def test_run_reads_parameters_from_a_yaml_file_and_p_overrides(tmp_path):
@@ -90,14 +90,14 @@ def test_two_shards_then_the_merge_equal_one_run(tmp_path):
     base = {"tasks": ["action_antonym", "object_count"], "n_per_task": 2, "window": 1}
     shared = tmp_path / "shared"
     for i in range(2):
-        cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared), "shard": f"{i}/2"},
+        runner.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared), "shard": f"{i}/2"},
                         out=tmp_path / f"shard-{i}", progress=False)
     cached = sorted(p.name for p in shared.rglob("*.npz"))
     assert cached
-    merged = cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared)}, out=tmp_path / "merged",
+    merged = runner.run_chapter("s3_2_temporal", {**base, "results_dir": str(shared)}, out=tmp_path / "merged",
                              progress=False)
     assert sorted(p.name for p in shared.rglob("*.npz")) == cached, "the merge run recomputed something"
-    single = cli.run_chapter("s3_2_temporal", {**base, "results_dir": str(tmp_path / "single")},
+    single = runner.run_chapter("s3_2_temporal", {**base, "results_dir": str(tmp_path / "single")},
                              out=tmp_path / "single-out", progress=False)
     claims = lambda nb: json.loads(nb.with_name("s3_2_temporal.claims.json").read_text())  # noqa: E731
     assert claims(merged) == claims(single)
@@ -123,16 +123,16 @@ def test_shard_parsing_names_the_fix(monkeypatch):
 def test_book_refuses_jupyter_book_2(monkeypatch):
     import importlib.metadata as md
 
-    assert cli.require_jupyter_book_1().startswith("1.")
+    assert site.require_jupyter_book_1().startswith("1.")
     monkeypatch.setattr(md, "version", lambda name: "2.0.1" if name == "jupyter-book" else "0")
-    with pytest.raises(cli.BookError, match="Jupyter Book 1"):
-        cli.require_jupyter_book_1()
+    with pytest.raises(site.BookError, match="Jupyter Book 1"):
+        site.require_jupyter_book_1()
 
 
 def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
     import json
 
-    from mapflow_utils import cli
+    from mapflow_utils import cli, runner, site
 
     nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"], "papermill": {"duration": 1}},
                      "source": "x = 1", "outputs": []},
@@ -141,7 +141,7 @@ def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
           "metadata": {"papermill": {"duration": 3.2, "parameters": {"x": 1}}}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "c.ipynb"
     path.write_text(json.dumps(nb))
-    cli.clean_notebook(path)
+    runner.clean_notebook(path)
     got = json.loads(path.read_text())
     assert got["cells"][0]["metadata"] == {"tags": ["injected-parameters", "hide-input"]}
     assert got["cells"][1]["metadata"] == {"tags": ["parameters"]}  # the reader's parameters cell stays visible
@@ -151,11 +151,11 @@ def test_clean_folds_the_injected_parameters_and_drops_timings(tmp_path):
 def test_status_page_names_one_commit_or_the_pages_executed_at_another():
     one = {"a": {"run_seconds": 3, "commit": "abc", "executed": "2026-12-02 01:00 UTC"},
            "b": {"run_seconds": 4, "commit": "abc", "executed": "2026-12-02 01:05 UTC"}}
-    text = cli.status_text(one)
+    text = site.status_text(one)
     assert "Every page was executed at commit `abc`." in text and "2026-12-02 01:05 UTC" in text
     mixed = {**one, "c": {"run_seconds": 5, "commit": "old", "executed": "2026-11-30 09:00 UTC"}, "d": {}}
-    text = cli.status_text(mixed)
+    text = site.status_text(mixed)
     assert "newest execution is at commit `abc`" in text and "{doc}`c` (`old`)" in text
     assert "| {doc}`d` | not executed |" in text
-    dirty = cli.status_text({"a": {**one["a"], "commit": "abc+local changes"}})
+    dirty = site.status_text({"a": {**one["a"], "commit": "abc+local changes"}})
     assert "clean checkout" in dirty

@@ -368,19 +368,19 @@ def test_paper_configs_are_generated_from_the_papers_numbers():
 
 
 def test_a_paper_config_fits_every_chapter(capsys):
-    from mapflow_utils import cli, experiments
+    from mapflow_utils import cli, experiments, runner
 
     cfg = experiments.subject_config("LLaVA-NeXT-7B-Video-FT")
-    assert cli.fit_parameters("s3_2_temporal", cfg) == cfg  # every key is a parameter of the chapter
-    pair = cli.fit_parameters("appab_scale", cfg)
+    assert runner.fit_parameters("s3_2_temporal", cfg) == cfg  # every key is a parameter of the chapter
+    pair = runner.fit_parameters("appab_scale", cfg)
     assert list(pair["pairs"].values()) == [[cfg["video_model"], cfg["image_model"]]]
-    data = cli.fit_parameters("data", cfg)
+    data = runner.fit_parameters("data", cfg)
     assert "video_model" not in data and data["data_dir"] == "TVBench"
     assert "takes no" in capsys.readouterr().out
 
 
 def test_mapflow_convert_writes_a_folder_models_load_reads(tmp_path, capsys):
-    from mapflow_utils import cli
+    from mapflow_utils import cli, runner
 
     src = save_tiny(CHAT, tmp_path / "original")
     assert cli.main(["convert", str(src), str(tmp_path / "native")]) == 0

@@ -5,12 +5,12 @@ engine change that kept the old numbers) fails here, not silently in the book.""
 import numpy as np
 import pytest
 
-from mapflow_utils import cli, experiments, models, paths
+from mapflow_utils import experiments, models, paths, runner
 from mapflow_utils.data import load_tvbench
 
 #: The chapters' default parameters (notebooks/s3_3_integration.md; s3_2_temporal.md has the same), read from the
 #: source: the book's subject (paths.SUBJECT), its own answer format and the paper's window scaled to its depth.
-DEFAULTS = cli.chapter_defaults("s3_3_integration")
+DEFAULTS = runner.chapter_defaults("s3_3_integration")
 
 
 @pytest.fixture(scope="module")

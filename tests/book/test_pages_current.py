@@ -2,7 +2,7 @@
 
 import json
 
-from mapflow_utils import claims, cli, paths
+from mapflow_utils import claims, paths, runner, site
 
 
 def test_landing_summary_is_current():
@@ -10,13 +10,13 @@ def test_landing_summary_is_current():
     re-executed without rebuilding the book (or an edited block) fails here."""
     path = paths.BOOK / "_summary.md"
     assert path.exists(), "book/_summary.md is missing: run `make book`"
-    assert path.read_text() == cli.summary_text(), "book/_summary.md is stale: run `make book` (or `make book-html`)"
+    assert path.read_text() == site.summary_text(), "book/_summary.md is stale: run `make book` (or `make book-html`)"
     assert "{include} _summary.md" in (paths.BOOK / "intro.md").read_text(), "the landing page must include it"
 
 
 def test_landing_summary_counts_every_claim():
-    text = cli.summary_text()
-    order = cli.chapter_defaults("verdicts")["chapters"]
+    text = site.summary_text()
+    order = runner.chapter_defaults("verdicts")["chapters"]
     collected = claims.collect([paths.BOOK / f"{c}.claims.json" for c in order])
     assert len(collected) == sum(len(json.loads((paths.BOOK / f"{c}.claims.json").read_text())) for c in order)
     once = [c for _, c in collected if not c.counted_in]  # App. A/B's rows for the book's subject are counted once
@@ -28,7 +28,7 @@ def test_landing_summary_counts_every_claim():
 
 def test_status_page_lists_every_chapter_with_its_run_time():
     status = (paths.BOOK / "status.md").read_text()
-    for chapter in cli.chapters():
+    for chapter in runner.chapters():
         prov = json.loads((paths.BOOK / f"{chapter}.results.json").read_text())["provenance"]
         assert f"{{doc}}`{chapter}` | {prov['run_seconds']:.0f} |" in status, chapter
 
@@ -47,7 +47,7 @@ def test_readme_pictures_exist():
 def test_the_committed_book_is_one_build():
     """Every executed chapter records the same commit, without local changes, and a date (issue 23: the status page
     showed four commits and "+local changes")."""
-    provs = {ch: json.loads((paths.BOOK / f"{ch}.results.json").read_text())["provenance"] for ch in cli.chapters()}
+    provs = {ch: json.loads((paths.BOOK / f"{ch}.results.json").read_text())["provenance"] for ch in runner.chapters()}
     commits = {p["commit"] for p in provs.values()}
     assert len(commits) == 1 and not next(iter(commits)).endswith("local changes"), \
         f"chapters executed at {commits}: run `make book` on a clean checkout"

@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from mapflow_utils import cli, paths
+from mapflow_utils import paths, runner
 from mapflow_utils.tiny_vlms import LAYOUTS, save_tiny
 
 #: Chapters that take a model (data and verdicts take none; your_model runs classes itself).
-CHAPTERS = [c for c in cli.chapters() if c not in ("data", "verdicts", "your_model")]
+CHAPTERS = [c for c in runner.chapters() if c not in ("data", "verdicts", "your_model")]
 #: mapflow's clear stops, each with the word its message must contain (the parameter or the fix it names).
 CLEAR = {"NoCorrectAnswers": "n_per_task", "NotApplicable": "embedded", "SpanError": "first words differ"}
 #: Random-weight models prefer one letter: these tasks and counts give every class at least one baseline-correct
@@ -42,7 +42,7 @@ def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
     import papermill
 
     model = str(tiny_dirs[family])
-    names = set(cli.chapter_parameters(chapter))
+    names = set(runner.chapter_parameters(chapter))
     params = {k: v for k, v in PARAMS.items() if k in names}
     if chapter == "appc_open":
         params.pop("answer_format")  # its own: open-ended
@@ -53,7 +53,7 @@ def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
     if "results_dir" in names:
         params["results_dir"] = str(tmp_path / "cache")
     try:
-        out = cli.run_chapter(chapter, params, out=tmp_path, progress=False)
+        out = runner.run_chapter(chapter, params, out=tmp_path, progress=False)
     except papermill.PapermillExecutionError as e:
         assert e.ename in CLEAR, f"{chapter} on {family}: {e.ename}: {e.evalue}"
         assert CLEAR[e.ename] in e.evalue, e.evalue

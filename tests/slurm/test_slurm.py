@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mapflow_utils import cli, paths
+from mapflow_utils import paths, runner
 
 CHAPTER = "s3_2_temporal"
 #: The tiny pair, two tasks, two questions each: seconds per shard on one core.
@@ -91,7 +91,7 @@ def test_array_of_shards_then_afterok_merge_under_slurm(slurm, tmp_path):
     assert merged["provenance"]["results_computed"] == 0, "the page-rendering run recomputed something"
     assert sorted(p.relative_to(shared).as_posix() for p in shared.rglob("*.npz")) == cached
 
-    single = cli.run_chapter(CHAPTER, {**PARAMS, "results_dir": str(tmp_path / "single-cache")},
+    single = runner.run_chapter(CHAPTER, {**PARAMS, "results_dir": str(tmp_path / "single-cache")},
                              out=tmp_path / "single", progress=False)
     assert json.loads((merged_out / f"{CHAPTER}.claims.json").read_text()) == \
         json.loads(single.with_name(f"{CHAPTER}.claims.json").read_text())
