@@ -36,9 +36,9 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("experiments",)),
     ("show", "figures, tables, claims (measured, graded, written as files)",
      ("plots", "tables", "claims")),
-    ("run", "the chapter runner: a chapter's parameters, papermill (one process or shards), the files beside an "
-            "executed chapter",
-     ("runner",)),
+    ("run", "the chapters' shared parameters (defined once) and the chapter runner: papermill (one process or "
+            "shards), the files beside an executed chapter",
+     ("parameters", "runner")),
     ("top", "chapter helpers, model cards, classroom assignments, the book site (build, links, figure-data "
             "extension), the mapflow command, this check",
      ("chapter", "cards", "classroom", "publish", "sphinx_links", "site", "cli", "arch")),

@@ -27,7 +27,8 @@ from .models import load
 from .plots import letter_curve, loss_curves
 from .prompts import LETTER_PREFIX, LETTER_PREFIX_KEY
 from .synthetic import image_sample, write_tvbench
-from .tables import MECHANISM_HEADERS, markdown_table, mechanism_rows
+from .results import Evaluation
+from .tables import MECHANISM_HEADERS, eval_rows, markdown_table, mechanism_rows
 
 matplotlib.use("Agg")
 
@@ -149,14 +150,8 @@ def write_tiny_card(model_dir: str | Path, runs: list[str | Path], title: str, e
               "the option's text, scored on its first token). Controls: the model is shown one frame repeated 8 "
               "times (`first`/`last` sampled frame — black by construction —, first/last content frame, a random "
               "content frame) or the 8 frames shuffled.", ""]
-    tasks = [t for t in evaluation["all"]]
-    rows = []
-    for mode, res in evaluation.items():
-        if mode in ("image_qa", "hits"):
-            continue
-        accs = [100 * res[t][0] / res[t][1] for t in tasks]
-        rows.append([mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
-    lines += [markdown_table(rows, ["frames"] + tasks + ["mean"]), ""]
+    ev = Evaluation.of(evaluation)
+    lines += [markdown_table([row[1:] for row in eval_rows(ev)], ["frames"] + ev.tasks + ["mean"]), ""]
     if "image_qa" in evaluation:
         img = evaluation["image_qa"]
         lines += ["Image QA (held-out synthetic images, seed 999): " + ", ".join(

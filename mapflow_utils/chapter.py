@@ -67,15 +67,17 @@ class Subjects:
         return self.video.num_layers
 
 
-def setup(video_model: str | None, image_model: str | None, data_dir: str | None, tasks: Sequence[str] | None,
-          n_per_task: int | None, seed: int, device: str = "cpu", results_dir: str | None = None,
-          verify_videos: bool = False, dtype: str | None = None, device_map: str | None = None,
-          shard: str | None = None) -> Subjects:
+def setup(*, video_model: str | None = None, image_model: str | None = None, data_dir: str | None = None,
+          tasks: Sequence[str] | None = None, n_per_task: int | None = None, seed: int = 0, device: str = "cpu",
+          results_dir: str | None = None, verify_videos: bool = False, dtype: str | None = None,
+          device_map: str | None = None, shard: str | None = None, **_others: Any) -> Subjects:
     """Load the pair (defaults: the book's subject, :data:`paths.SUBJECT`), the questions (default: the shipped
     held-out synthetic split; a seeded subset of ``n_per_task`` per task) and the cache folder. ``verify_videos``
     decodes every video once first and leaves out, with a warning listing them, those that fail; otherwise a video
     that fails mid-run is left out then (the experiments list it at the end). ``dtype`` None: float32 on CPU,
-    bfloat16 on a GPU; ``device_map`` (e.g. ``"auto"``) spreads a large model over several GPUs."""
+    bfloat16 on a GPU; ``device_map`` (e.g. ``"auto"``) spreads a large model over several GPUs. Keywords only, as
+    a chapter passes its shared parameters: ``setup(**parameters.of(globals()))``; the shared parameters setup does
+    not use (window, answer_format, …) are accepted and left to the chapter."""
     from .models import default_dtype, load
 
     video_dir = paths.model_dir(video_model, paths.SUBJECT[0])
@@ -91,7 +93,7 @@ def defaults(s: Subjects, answer_format: str | None, window: int | None) -> tupl
     """A chapter's ``answer_format`` and ``window`` where its parameters leave them ``None``: the Video-FT's own
     format (``letter`` for the SmolLM2 pair and real checkpoints, ``content`` for the tiny from-scratch models) and
     the paper's window of 9 of 32 layers scaled to its depth (rounded up: 9 for 30 layers, 3 for 8)."""
-    from .experiments import paper_window
+    from .paper import paper_window
     from .models import answer_format as own_format
 
     return answer_format or own_format(s.video_dir), window or paper_window(s.video.num_layers)

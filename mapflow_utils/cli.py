@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(convert(args.src, args.dst))
     elif args.cmd == "paper-configs":
-        from .experiments import write_subject_configs
+        from .paper import write_subject_configs
 
         for path in write_subject_configs(args.out):
             print(paths.shown(path))

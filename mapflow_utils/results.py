@@ -251,3 +251,47 @@ class Agreement:
         """``[flow, median ρ, worst ρ, questions with a flat exact curve, largest gap of the mean curves]``."""
         return [[f, f"{self.median(f):.2f}", f"{self.worst(f):.2f}", str(int(np.isnan(r).sum())),
                  f"{self.gap[f]:.1f} points"] for f, r in self.rho.items()]
+
+
+# ----------------------------------------------------------------------------------- a model's shipped evaluation
+
+
+@dataclass
+class Evaluation:
+    """A model's shipped evaluation (``eval.json``, written by ``mapflow card``), read by one rule: a **control** is
+    an entry holding ``{task: [correct, n]}`` for exactly the video tasks of ``all`` (``all``, ``first``, …,
+    ``shuffled``, and for the SmolLM2 pair ``content`` and ``fresh_split``); image QA is ``{kind: [correct, n]}``
+    per answer format; everything else (the answer format, per-question hits, counts) stays in ``other``."""
+
+    controls: dict[str, dict[str, list[int]]]
+    image_qa: dict[str, dict[str, list[int]]]
+    other: dict
+
+    #: image-QA entries by answer format
+    IMAGE_KEYS = {"image_qa": "letter", "image_qa_content": "content"}
+
+    @classmethod
+    def of(cls, d: Mapping) -> "Evaluation":
+        tasks = set(d["all"])
+        controls = {k: v for k, v in d.items() if isinstance(v, dict) and set(v) == tasks}
+        image = {k: v for k, v in d.items() if k in cls.IMAGE_KEYS and isinstance(v, dict)}
+        return cls(controls, image, {k: v for k, v in d.items() if k not in controls and k not in image})
+
+    @classmethod
+    def read(cls, model_dir) -> "Evaluation":
+        import json
+        from pathlib import Path
+
+        return cls.of(json.loads((Path(model_dir) / "eval.json").read_text()))
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.controls["all"])
+
+    def accuracy(self, control: str = "all", task: str | None = None) -> float:
+        """Accuracy (percent) of one control on one task, or the mean over tasks of the per-task accuracies."""
+        res = self.controls[control]
+        if task is not None:
+            c, n = res[task]
+            return 100 * c / n
+        return 100 * sum(c / n for c, n in res.values()) / len(res)

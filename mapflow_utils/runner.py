@@ -55,6 +55,11 @@ def chapter_parameters(chapter: str) -> dict[str, str]:
     return {name: line.split("#", 1)[1].strip() if "#" in line else "" for name, _, line in _parameter_cell(chapter)}
 
 
+def parameter_lines(chapter: str) -> dict[str, str]:
+    """A chapter's parameters cell, line by line: ``{name: "name: type = default  # help"}``."""
+    return {name: line.strip() for name, _, line in _parameter_cell(chapter)}
+
+
 def chapter_defaults(chapter: str) -> dict[str, Any]:
     """A chapter's parameters with their default values (Python literals), ``{name: value}``."""
     import ast

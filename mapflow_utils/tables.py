@@ -40,17 +40,10 @@ TASK_HEADERS = ["task", "reasoning type", "paper: question", "paper: options", "
                 "N", "options", "chance %"]
 
 
-def eval_rows(evaluation: dict, label: str = "") -> list[list[Any]]:
-    """Rows ``[label, frames, acc per task…, mean]`` (percent) of a shipped ``eval.json``: every entry that holds
-    ``{task: (correct, n)}`` for the video tasks (not image QA, per-question hits or settings like the format)."""
-    tasks = list(evaluation["all"])
-    rows = []
-    for mode, res in evaluation.items():
-        if not isinstance(res, dict) or set(res) != set(tasks):
-            continue
-        accs = [100 * res[t][0] / res[t][1] for t in tasks]
-        rows.append([label, mode] + [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"])
-    return rows
+def eval_rows(evaluation: results.Evaluation, label: str = "") -> list[list[Any]]:
+    """Rows ``[label, frames, acc per task…, mean]`` (percent) of a shipped evaluation, one per control."""
+    return [[label, mode] + [f"{evaluation.accuracy(mode, t):.1f}" for t in evaluation.tasks]
+            + [f"{evaluation.accuracy(mode):.1f}"] for mode in evaluation.controls]
 
 
 def mean_accuracy(res: dict) -> float:
@@ -240,14 +233,6 @@ def paper_table_e_rows(model: str = "LLaVA-NeXT-7B-Video-FT") -> tuple[list[str]
             [[f] + [f"{v:.1f}" for v in vals] for f, vals in e.items()])
 
 
-def read_eval(model_dir) -> dict:
-    """A model's shipped evaluation (``eval.json``, written by ``mapflow card``)."""
-    import json
-    from pathlib import Path
-
-    return json.loads((Path(model_dir) / "eval.json").read_text())
-
-
 def run_outcome(run: dict, detail: bool = False) -> str:
     """One run of :func:`mapflow_utils.runner.run_on_classes` in words: ``ok``, ``clear stop: <guard>`` (with its message
     when ``detail``), or the error."""
@@ -293,7 +278,7 @@ def paper_subject_rows(chapter: str) -> list[list[Any]]:
     """Rows of the "your model" page's paper subjects: the model, its depth, video tokens and the knockout window of
     its config, the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back
     (Table 3's TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
-    from .experiments import subject_config
+    from .paper import subject_config
     from .paper import numbers, subjects
 
     acc, ranges = numbers()["table3_effective_pathways"], numbers()["tableE_layer_ranges"]
@@ -361,13 +346,8 @@ def pathway_texts(res) -> dict[str, str]:
             "pathways": f"{overall_accuracy(res.acc['pathways']):.1f}", "random": f"{r_mean:.1f} ± {r_sd:.1f}"}
 
 
-def eval_texts(evaluation: dict) -> dict[str, str]:
-    """Glue-ready mean accuracies (%) of a shipped ``eval.json``, per frame control (``all``, ``shuffled`` …)."""
-    return {mode: f"{mean_accuracy(res):.1f}" for mode, res in evaluation.items()
-            if mode not in ("image_qa", "image_qa_content", "hits") and isinstance(res, dict)}
+def eval_texts(evaluation: results.Evaluation) -> dict[str, str]:
+    """Glue-ready mean accuracies (%) of a shipped evaluation, per control (``all``, ``shuffled`` …)."""
+    return {mode: f"{evaluation.accuracy(mode):.1f}" for mode in evaluation.controls}
 
 
-def task_accuracy(res: dict, task: str) -> str:
-    """One task's accuracy (%) of ``{task: (correct, n)}``, as text."""
-    c, n = res[task]
-    return f"{100 * c / n:.0f}"

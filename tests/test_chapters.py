@@ -30,6 +30,35 @@ def test_every_chapter_is_a_myst_notebook_with_parameters():
         assert set(runner.chapter_parameters(ch)), f"{ch} has no parameters cell"
 
 
+def test_every_shared_parameter_is_the_one_definition():
+    """A shared parameter (mapflow_utils.parameters.SHARED) is written in every chapter exactly as its definition
+    renders it for that chapter: same type, default and meaning; a chapter's own default is declared there."""
+    from mapflow_utils.parameters import BY_NAME
+
+    wrong = [f"{ch}: {line!r} -> {BY_NAME[name].line(ch)!r}" for ch in runner.chapters()
+             for name, line in runner.parameter_lines(ch).items()
+             if name in BY_NAME and line != BY_NAME[name].line(ch)]
+    assert not wrong, "parameters cells differ from mapflow_utils/parameters.py:\n" + "\n".join(wrong)
+    used = {name for ch in runner.chapters() for name in runner.parameter_lines(ch)}
+    assert set(BY_NAME) <= used, f"defined but taken by no chapter: {set(BY_NAME) - used}"
+    for p in BY_NAME.values():  # each declared default belongs to a chapter that takes the parameter
+        for ch in p.defaults:
+            assert p.name in runner.parameter_lines(ch), f"{p.name}: a default for {ch}, which does not take it"
+
+
+def test_setup_takes_the_shared_parameters_by_keyword():
+    import inspect
+
+    from mapflow_utils import chapter
+    from mapflow_utils.parameters import BY_NAME
+
+    sig = inspect.signature(chapter.setup)
+    assert all(p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in sig.parameters.values())
+    for name, p in sig.parameters.items():
+        if p.kind == p.KEYWORD_ONLY and name in BY_NAME and name not in ("tasks", "n_per_task"):
+            assert p.default == BY_NAME[name].default, f"setup's default for {name} differs from its definition"
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("chapters")

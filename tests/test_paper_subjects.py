@@ -352,25 +352,25 @@ def test_internvl_chat_conversion_names_what_it_cannot_convert(tmp_path):
 
 def test_paper_configs_are_generated_from_the_papers_numbers():
     """configs/paper/*.yaml are what `mapflow paper-configs` writes from numbers.yaml (edit that, regenerate)."""
-    from mapflow_utils import experiments, paper
-    from mapflow_utils.experiments import paper_window
+    from mapflow_utils import paper
+    from mapflow_utils.paper import paper_window
 
     subjects = paper.subjects()
     assert {p.name for p in paper.CONFIGS.glob("*.yaml")} == {f"{s['slug']}.yaml" for s in subjects.values()}
     for name, s in subjects.items():
-        assert (paper.CONFIGS / f"{s['slug']}.yaml").read_text() == experiments.subject_config_text(name), name
-        cfg = experiments.subject_config(name)
+        assert (paper.CONFIGS / f"{s['slug']}.yaml").read_text() == paper.subject_config_text(name), name
+        cfg = paper.subject_config(name)
         assert cfg["window"] == paper_window(s["layers"]) and cfg["answer_format"] == "letter"
         assert cfg["n_per_task"] is None and cfg["tasks"] == paper.numbers()["setup"]["tasks"]
         assert (cfg["device"], cfg["dtype"]) == ("cuda", "bfloat16")
-    windows = {s["layers"]: experiments.subject_config(n)["window"] for n, s in subjects.items()}
+    windows = {s["layers"]: paper.subject_config(n)["window"] for n, s in subjects.items()}
     assert windows[32] == 9 and windows[40] > 9 > windows[28]  # 9 of 32, scaled
 
 
 def test_a_paper_config_fits_every_chapter(capsys):
-    from mapflow_utils import cli, experiments, runner
+    from mapflow_utils import paper, runner
 
-    cfg = experiments.subject_config("LLaVA-NeXT-7B-Video-FT")
+    cfg = paper.subject_config("LLaVA-NeXT-7B-Video-FT")
     assert runner.fit_parameters("s3_2_temporal", cfg) == cfg  # every key is a parameter of the chapter
     pair = runner.fit_parameters("appab_scale", cfg)
     assert list(pair["pairs"].values()) == [[cfg["video_model"], cfg["image_model"]]]
@@ -380,7 +380,7 @@ def test_a_paper_config_fits_every_chapter(capsys):
 
 
 def test_mapflow_convert_writes_a_folder_models_load_reads(tmp_path, capsys):
-    from mapflow_utils import cli, runner
+    from mapflow_utils import cli
 
     src = save_tiny(CHAT, tmp_path / "original")
     assert cli.main(["convert", str(src), str(tmp_path / "native")]) == 0

@@ -32,7 +32,7 @@ def test_app_e_rule_gives_table_e_a_from_table_e_b_for_every_paper_model():
 
 
 def test_scaled_sizes_follow_the_paper_depth():
-    from mapflow_utils.experiments import scaled_windows
+    from mapflow_utils.paper import scaled_windows
 
     from mapflow_utils import paper
 

@@ -7,17 +7,27 @@ import pytest
 from mapflow_utils import paths, tables
 
 
+#: The frame controls every shipped eval.json holds (the SmolLM2 pair's add the content format and a fresh split).
+CONTROLS = ["all", "first", "last", "first_content", "last_content", "one_random", "shuffled"]
+
+
 @pytest.mark.parametrize("model", ["smol-videollm-ft", "tiny-videollm-ft"])
-def test_eval_rows_has_one_row_per_frame_setting(model):
+def test_one_reader_tells_controls_from_image_qa_and_settings(model):
     """A shipped eval.json mixes per-task accuracies with image QA, per-question hits and settings (the SmolLM2
-    pair's ``answer_format``, ``controls_per_task``); only the per-task entries become rows, each with its mean."""
-    evaluation = json.loads((paths.ROOT / "data" / "models" / model / "eval.json").read_text())
-    tasks = list(evaluation["all"])
-    settings = [k for k, v in evaluation.items() if isinstance(v, dict) and set(v) == set(tasks)]
-    rows = tables.eval_rows(evaluation, model)
-    assert [r[1] for r in rows] == settings and "all" in settings
-    for row, setting in zip(rows, settings):
-        accs = [100 * c / n for c, n in (evaluation[setting][t] for t in tasks)]
+    pair's ``answer_format``, ``controls_per_task``); results.Evaluation reads it by one rule, and only the
+    controls become rows, each with its mean."""
+    from mapflow_utils.results import Evaluation
+
+    raw = json.loads((paths.ROOT / "data" / "models" / model / "eval.json").read_text())
+    ev = Evaluation.read(paths.ROOT / "data" / "models" / model)
+    smol = model.startswith("smol")
+    assert list(ev.controls) == CONTROLS + (["content", "fresh_split"] if smol else [])
+    assert set(ev.image_qa) == ({"image_qa", "image_qa_content"} if smol else {"image_qa"})
+    assert "hits" in ev.other and ("answer_format" in ev.other) == smol
+    rows = tables.eval_rows(ev, model)
+    assert [r[1] for r in rows] == list(ev.controls)
+    for row, setting in zip(rows, ev.controls):
+        accs = [100 * c / n for c, n in (raw[setting][t] for t in ev.tasks)]
         assert row[2:] == [f"{a:.1f}" for a in accs] + [f"{sum(accs) / len(accs):.1f}"]
 
 

@@ -5,7 +5,7 @@ engine change that kept the old numbers) fails here, not silently in the book.""
 import numpy as np
 import pytest
 
-from mapflow_utils import experiments, models, paths, runner
+from mapflow_utils import experiments, models, paper, paths, runner
 from mapflow_utils.data import load_tvbench
 
 #: The chapters' default parameters (notebooks/s3_3_integration.md; s3_2_temporal.md has the same), read from the
@@ -21,7 +21,7 @@ def setup():
     _, _, video = models.load(paths.SUBJECT[0])
     ds = load_tvbench(paths.SYNTHETIC, n_per_task=DEFAULTS["n_per_task"], seed=DEFAULTS["seed"])
     picked = [items[0] for items in ds.by_task().values()][:3]
-    return video, picked, experiments.paper_window(video.num_layers), models.answer_format(paths.SUBJECT[0])
+    return video, picked, paper.paper_window(video.num_layers), models.answer_format(paths.SUBJECT[0])
 
 
 #: Float32 noise in %change (percentage points), measured on these three samples' 11 flows × 30 windows (900
