@@ -11,7 +11,9 @@ from typing import Any, Sequence
 
 from . import __version__, paths
 from .data import QADataset, load_tvbench
-from .tables import markdown_table
+from .tables import chance, finding_table, markdown_table
+from .models import answer_format as own_format, default_dtype, load
+from .paper import paper_window
 
 
 #: When this chapter's kernel imported the module (the first code cell): the page's run time starts here.
@@ -78,7 +80,6 @@ def setup(*, video_model: str | None = None, image_model: str | None = None, dat
     bfloat16 on a GPU; ``device_map`` (e.g. ``"auto"``) spreads a large model over several GPUs. Keywords only, as
     a chapter passes its shared parameters: ``setup(**parameters.of(globals()))``; the shared parameters setup does
     not use (window, answer_format, …) are accepted and left to the chapter."""
-    from .models import default_dtype, load
 
     video_dir = paths.model_dir(video_model, paths.SUBJECT[0])
     image_dir = paths.model_dir(image_model, paths.SUBJECT[1])
@@ -93,8 +94,6 @@ def defaults(s: Subjects, answer_format: str | None, window: int | None) -> tupl
     """A chapter's ``answer_format`` and ``window`` where its parameters leave them ``None``: the Video-FT's own
     format (``letter`` for the SmolLM2 pair and real checkpoints, ``content`` for the tiny from-scratch models) and
     the paper's window of 9 of 32 layers scaled to its depth (rounded up: 9 for 30 layers, 3 for 8)."""
-    from .paper import paper_window
-    from .models import answer_format as own_format
 
     return answer_format or own_format(s.video_dir), window or paper_window(s.video.num_layers)
 
@@ -127,7 +126,6 @@ def finding(claim, figure, accuracy: dict, samples) -> None:
     against chance and one random frame (``accuracy``: :func:`~mapflow_utils.experiments.subject_accuracy`)."""
     from IPython.display import Markdown
 
-    from .tables import chance, finding_table
 
     glue(finding_claim=claim.claim, finding_verdict=claim.verdict, finding_rule=claim.rule, finding_ours=claim.ours,
          finding_paper=claim.paper, finding_figure=figure,

@@ -17,10 +17,12 @@ from typing import Sequence
 
 import numpy as np
 
+from . import flows as F
 from . import paper
 from .rules import (VERDICTS, AgreementRule, ConfirmedRangesRule, CrossFrameRule, Fig3Rule, Fig4Rule, Fig5Rule,
                     Fig6Rule, HalvesRule, OpenRouteRule, PathwaysRule, RiseRule, RoutesRule, WindowsRule)
 from .tables import markdown_table, overall_accuracy, random_accuracy, ranges_text, relative_change
+from .paths import write_if_changed
 
 @dataclass
 class Claim:
@@ -64,9 +66,9 @@ def claim_cross_frame(video, image, key: str = "fig2", figure: str = "Fig. 2", c
                       rule: CrossFrameRule = CrossFrameRule()) -> Claim:
     """Fig. 2 (and Fig. Q, open-ended): cross-frame knockout in early-to-middle layers hurts the Video-FT, barely
     its ImageLLM base. ``video``/``image``: sweeps with a ``cross-frame`` flow."""
-    n_layers = len(video.summary("cross-frame")[0])
-    v, lv, nv, v_hi = lowest(video, "cross-frame")
-    m, lm, nm, _ = lowest(image, "cross-frame", layers=rule.layers(n_layers))
+    n_layers = len(video.summary(F.CROSS_FRAME)[0])
+    v, lv, nv, v_hi = lowest(video, F.CROSS_FRAME)
+    m, lm, nm, _ = lowest(image, F.CROSS_FRAME, layers=rule.layers(n_layers))
     return Claim(key, figure, paper.claim_text(claim), paper.stated("fig2"),
                  f"Video-FT {v:.1f}% at layer {lv} of {n_layers} (N={nv}); ImageLLM {m:.1f}% at layer {lm} (N={nm})",
                  rule.verdict(v, v_hi, m, lv, n_layers), rule.text,
@@ -88,7 +90,7 @@ def claim_halves(acc: dict, rule: HalvesRule = HalvesRule()) -> Claim:
 
 def claim_windows(results: dict, rule: WindowsRule = WindowsRule()) -> Claim:
     """§D.3 / Fig. T: ``{window: sweep}``; a 1-layer window barely changes the probability, larger ones do."""
-    lows = {k: lowest(r, "cross-frame")[0] for k, r in sorted(results.items())}
+    lows = {k: lowest(r, F.CROSS_FRAME)[0] for k, r in sorted(results.items())}
     return Claim("figT", "Fig. T (§D.3)", paper.claim_text("figT"), paper.stated("figT"),
                  ", ".join(f"k={k}: {v:.1f}%" for k, v in lows.items()), rule.verdict(list(lows.values())),
                  rule.text, {str(k): v for k, v in lows.items()})
@@ -96,16 +98,16 @@ def claim_windows(results: dict, rule: WindowsRule = WindowsRule()) -> Claim:
 
 def claim_fig3(result, rule: Fig3Rule = Fig3Rule()) -> Claim:
     """Fig. 3: video→question in early-middle layers, question→last later; video→last and last→last matter little."""
-    vq, lvq, n, _ = lowest(result, "video→question")
-    ql, lql, _, _ = lowest(result, "question→last")
-    vl, lvl, _, _ = lowest(result, "video→last")
-    ll, lll, _, _ = lowest(result, "last→last")
+    vq, lvq, n, _ = lowest(result, F.VIDEO_QUESTION)
+    ql, lql, _, _ = lowest(result, F.QUESTION_LAST)
+    vl, lvl, _, _ = lowest(result, F.VIDEO_LAST)
+    ll, lll, _, _ = lowest(result, F.LAST_LAST)
     (pv, iv), (pq, iq) = paper.deepest_interval("video_question"), paper.deepest_interval("question_last")
     return Claim("fig3", "Fig. 3", paper.claim_text("fig3"),
                  f"7B, Table E(b): video→question {pv:.1f}% ({iv}), question→last {pq:.1f}% ({iq})",
                  f"video→question {vq:.1f}% (layer {lvq}), question→last {ql:.1f}% (layer {lql}), video→last "
                  f"{vl:.1f}% (layer {lvl}), last→last {ll:.1f}% (layer {lll}); N={n}",
-                 rule.verdict(vq, lvq, ql, lql, vl, ll, len(result.summary("video→question")[0])), rule.text,
+                 rule.verdict(vq, lvq, ql, lql, vl, ll, len(result.summary(F.VIDEO_QUESTION)[0])), rule.text,
                  {"video_question": vq, "question_last": ql, "video_last": vl, "last_last": ll})
 
 
@@ -141,9 +143,9 @@ def claim_fig5(full: np.ndarray, blocked: np.ndarray, rule: Fig5Rule = Fig5Rule(
 def claim_fig6(result, rule: Fig6Rule = Fig6Rule()) -> Claim:
     """Fig. 6: the last token reads the true option, not the non-option question; blocking a false option can
     raise the probability."""
-    t, lt, n, _ = lowest(result, "true option→last")
-    q, lq, _, _ = lowest(result, "non-option question→last")
-    f_mean = result.summary("false options→last")[0]
+    t, lt, n, _ = lowest(result, F.TRUE_OPTION_LAST)
+    q, lq, _, _ = lowest(result, F.NON_OPTION_LAST)
+    f_mean = result.summary(F.FALSE_OPTIONS_LAST)[0]
     f = float(np.nanmax(f_mean)) if len(f_mean) and not np.all(np.isnan(f_mean)) else float("nan")
     return Claim("fig6", "Fig. 6", paper.claim_text("fig6"), paper.stated("fig6"),
                  f"true option→last {t:.1f}% (layer {lt}), non-option question→last {q:.1f}% (layer {lq}), false "
@@ -153,9 +155,9 @@ def claim_fig6(result, rule: Fig6Rule = Fig6Rule()) -> Claim:
 
 def routes(result, rule: RoutesRule = RoutesRule()) -> dict[str, str]:
     """Fig. 7 per task: ``direct``, ``via question``, ``both`` or ``neither`` (see :class:`RoutesRule`)."""
-    return {task: rule.route(lowest(result, "video→true option", task)[0],
-                             lowest(result, "video→non-option question", task)[0],
-                             lowest(result, "non-option question→true option", task)[0])
+    return {task: rule.route(lowest(result, F.VIDEO_TRUE_OPTION, task)[0],
+                             lowest(result, F.VIDEO_NON_OPTION, task)[0],
+                             lowest(result, F.NON_OPTION_TRUE_OPTION, task)[0])
             for task in sorted(set(result.tasks))}
 
 
@@ -187,9 +189,9 @@ def claim_fig8(true: np.ndarray, false: np.ndarray, key: str = "fig8", figure: s
 
 def claim_fig_r(result, rule: OpenRouteRule = OpenRouteRule()) -> Claim:
     """Fig. R (open-ended QA): the video reaches the last position directly and through the question."""
-    vl, lvl, n, _ = lowest(result, "video→last")
-    ql, lql, _, _ = lowest(result, "non-option question→last")
-    vq, lvq, _, _ = lowest(result, "video→non-option question")
+    vl, lvl, n, _ = lowest(result, F.VIDEO_LAST)
+    ql, lql, _, _ = lowest(result, F.NON_OPTION_LAST)
+    vq, lvq, _, _ = lowest(result, F.VIDEO_NON_OPTION)
     return Claim("figR", "Fig. R", paper.claim_text("appC"), paper.stated("figR"),
                  f"video→last {vl:.1f}% (layer {lvl}), video→question {vq:.1f}% (layer {lvq}), question→last "
                  f"{ql:.1f}% (layer {lql}); N={n}", rule.verdict(vl, ql), rule.text,
@@ -302,7 +304,6 @@ def show(claims: Sequence[Claim], claims_file: str | None = None) -> None:
 
 def write(claims: Sequence[Claim], path: str | Path) -> Path:
     """The claims as JSON at ``path`` (rewritten only when they changed: readers never see a half-written file)."""
-    from .paths import write_if_changed
 
     return write_if_changed(Path(path), json.dumps([asdict(c) for c in claims], indent=1, ensure_ascii=False,
                                                    default=float) + "\n")

@@ -29,6 +29,13 @@ import torch
 
 from . import paths
 from .spans import Spans
+from .runner import to_notebook
+from .models import load
+from .data import load_tvbench
+from .evaluate import prepare
+from .experiments import FLOWS
+from .knockout import run_sweep
+from .specs import sweep_specs
 
 ASSIGNMENTS_DIR: Path = paths.ROOT / "assignments"
 DIST: Path = paths.ROOT / "dist" / "assignments"
@@ -95,7 +102,6 @@ def _run(cmd: Sequence[str], what: str, cwd: Path | None = None) -> str:
 def build(name: str, out: Path | None = None) -> Path:
     """``otter assign`` on one master (its solutions must pass every test) into ``out`` (default
     ``dist/assignments/<name>``); returns ``out``."""
-    from .runner import to_notebook
 
     out = Path(out) if out is not None else DIST / name
     if out.exists():
@@ -281,7 +287,6 @@ def expect(got, expected, what: str, mistakes: dict | None = None, rtol: float =
 
 def subject(which: str = "video"):
     """The embedded from-scratch Video-FT (``video``) or ImageLLM (``image``) as an adapter (content format)."""
-    from .models import load
 
     _, _, adapter = load(paths.VIDEO_MODEL if which == "video" else paths.IMAGE_MODEL)
     return adapter
@@ -289,14 +294,12 @@ def subject(which: str = "video"):
 
 def questions(n_per_task: int = 2, seed: int = 0, tasks: Sequence[str] | None = None):
     """A seeded subset of the shipped held-out synthetic split."""
-    from .data import load_tvbench
 
     return load_tvbench(paths.SYNTHETIC, tasks=tasks, n_per_task=n_per_task, seed=seed)
 
 
 def prepared(adapter, samples, answer_format: str = "content") -> list:
     """:func:`evaluate.prepare` on each sample (prompt, spans, answer tokens, clean run)."""
-    from .evaluate import prepare
 
     return [prepare(adapter, s, answer_format) for s in samples]
 
@@ -320,9 +323,6 @@ class RawSweep:
 def raw_sweep(adapter, preps: Sequence, flow: str, window: int) -> RawSweep:
     """Run one flow of ``experiments.FLOWS`` through the knockout engine on every prepared question (no %change, no
     selection: what a student computes from)."""
-    from .experiments import FLOWS
-    from .knockout import run_sweep
-    from .specs import sweep_specs
 
     specs = sweep_specs(FLOWS[flow], window, adapter.num_layers)
     knock, base, pred, ans = [], [], [], []

@@ -14,6 +14,11 @@ import yaml
 from . import paths
 from .runner import fit_parameters, run_chapter, run_shards
 from .site import build_book
+from .synthetic import LONG, SynthConfig, write_tvbench
+from .data import PAPER_TASKS
+from .models import answer_format
+from .tiny_vlms import LAYOUTS, save_tiny
+from .paper import write_subject_configs
 
 
 def parse_value(text: str) -> Any:
@@ -122,8 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train_main(argv[1:])
     args = parser.parse_args(argv)
     if args.cmd == "data":
-        from .synthetic import LONG, SynthConfig, write_tvbench
-        from .data import PAPER_TASKS
 
         out = write_tvbench(args.out, n_per_task=args.n_per_task, seed=args.seed,
                             tasks=args.tasks or PAPER_TASKS, cfg=LONG if args.long else SynthConfig(), progress=True)
@@ -144,7 +147,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(run_chapter(args.chapter, params, out=args.out, name=args.name))
     elif args.cmd == "eval":
         from .cards import evaluate
-        from .models import answer_format
 
         evaluate(args.model, args.data, args.format or answer_format(args.model), args.n_per_task, args.controls,
                  args.images)
@@ -163,7 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = cards.mechanism(args.model, args.mechanism, args.window) if args.mechanism else ""
         print(cards.write_tiny_card(args.model, args.runs, args.title, table, extra))
     elif args.cmd == "tiny-vlm":
-        from .tiny_vlms import LAYOUTS, save_tiny
 
         if args.model_class not in LAYOUTS:
             raise SystemExit(f"mapflow tiny-vlm: no tiny {args.model_class!r}; known: {', '.join(LAYOUTS)}")
@@ -173,7 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(convert(args.src, args.dst))
     elif args.cmd == "paper-configs":
-        from .paper import write_subject_configs
 
         for path in write_subject_configs(args.out):
             print(paths.shown(path))

@@ -16,6 +16,7 @@ from . import prompts as P
 from .data import DataError, QASample
 from .knockout import Clean, clean_run
 from .spans import Spans, answer_token_ids, find_spans
+from .synthetic import IMAGE_KINDS, image_sample
 
 
 @dataclass
@@ -166,12 +167,11 @@ def accuracy(adapter, samples, answer_format: P.AnswerFormat = "content", mode: 
 def image_accuracy(adapter, n: int = 200, seed: int = 999, progress: bool = False,
                    answer_format: P.AnswerFormat = "content") -> dict[str, tuple[int, int]]:
     """Image-QA accuracy on held-out synthetic images (one-frame videos), per question kind."""
-    from .synthetic import IMAGE_KINDS as kinds, image_sample
 
-    out = {k: [0, 0] for k in kinds}
+    out = {k: [0, 0] for k in IMAGE_KINDS}
     for i in progress_bar(range(n), "image QA", progress):
         s = image_sample(seed, i)
-        for kind, (q, cands, a) in zip(kinds, s.qa):
+        for kind, (q, cands, a) in zip(IMAGE_KINDS, s.qa):
             out[kind][0] += int(predict(adapter, q, cands, answer_format, s.image[None]) == cands.index(a))
             out[kind][1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}

@@ -10,15 +10,21 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from . import flows as F
+from . import attribution as AT
 from . import pathways
 from . import prompts as P
+from .attention import attention_rows, video_maps
+from .cache import ResultCache
+from .evaluate import (Prepared, control_frames, guarded, predict, prepare, progress_bar, report_skipped,
+                       require_correct)
+from .knockout import applied, run_sweep
+from .lens import answer_probability, last_position_top, top_tokens
+from .models import answer_format as own_format, default_dtype, load
 from .paper import paper_window
-from .evaluate import Prepared, guarded, prepare, progress_bar, report_skipped, require_correct
-from .knockout import run_sweep
-from .results import (RANGE_TASK, RANGE_THRESHOLD, RANGED, RANGED_OWN, KeyResults, MapResult, PathwayResult,
-                      SweepResult, interval_means, interval_size, ranges_from_sweep)
-from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs
-from .specs import window as window_layers
+from .results import (RANGE_TASK, RANGE_THRESHOLD, RANGED, RANGED_OWN, Agreement, KeyResults, MapResult,
+                      PathwayResult, SweepResult, interval_means, interval_size, ranges_from_sweep)
+from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs, window as window_layers
 
 
 def model_name(adapter) -> str:
@@ -30,25 +36,25 @@ def model_name(adapter) -> str:
 
 #: The flows of the paper's figures, as blocks (source ↛ target): Figs. 2, 3, 6 and 7.
 FLOWS: dict[str, tuple[Block, ...]] = {
-    "cross-frame": (CROSS_FRAME,),
-    "video→question": (Block("video", "question"),),
-    "video→last": (Block("video", "last"),),
-    "question→last": (Block("question", "last"),),
-    "last→last": (Block("last", "last"),),
-    "non-option question→last": (Block("non_option", "last"),),
-    "true option→last": (Block("true_option", "last"),),
-    "false options→last": (Block("false_options", "last"),),
-    "video→non-option question": (Block("video", "non_option"),),
-    "non-option question→true option": (Block("non_option", "true_option"),),
-    "video→true option": (Block("video", "true_option"),),
+    F.CROSS_FRAME: (CROSS_FRAME,),
+    F.VIDEO_QUESTION: (Block("video", "question"),),
+    F.VIDEO_LAST: (Block("video", "last"),),
+    F.QUESTION_LAST: (Block("question", "last"),),
+    F.LAST_LAST: (Block("last", "last"),),
+    F.NON_OPTION_LAST: (Block("non_option", "last"),),
+    F.TRUE_OPTION_LAST: (Block("true_option", "last"),),
+    F.FALSE_OPTIONS_LAST: (Block("false_options", "last"),),
+    F.VIDEO_NON_OPTION: (Block("video", "non_option"),),
+    F.NON_OPTION_TRUE_OPTION: (Block("non_option", "true_option"),),
+    F.VIDEO_TRUE_OPTION: (Block("video", "true_option"),),
 }
 
 #: The flows each figure shows, in the figures' order (Fig. 3: video, question and last; Fig. 6: the question's
 #: parts into the last position; Fig. 7: the video into the question's parts).
 FIGURE_FLOWS: dict[str, tuple[str, ...]] = {
-    "Fig. 3": ("video→question", "video→last", "question→last", "last→last"),
-    "Fig. 6": ("non-option question→last", "true option→last", "false options→last"),
-    "Fig. 7": ("video→non-option question", "non-option question→true option", "video→true option"),
+    "Fig. 3": (F.VIDEO_QUESTION, F.VIDEO_LAST, F.QUESTION_LAST, F.LAST_LAST),
+    "Fig. 6": (F.NON_OPTION_LAST, F.TRUE_OPTION_LAST, F.FALSE_OPTIONS_LAST),
+    "Fig. 7": (F.VIDEO_NON_OPTION, F.NON_OPTION_TRUE_OPTION, F.VIDEO_TRUE_OPTION),
 }
 
 
@@ -82,7 +88,6 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     ``results_dir``: cache per sample (see :mod:`mapflow_utils.cache`); a rerun is instant and an interrupted run
     resumes.
     """
-    from .cache import ResultCache
 
     if not isinstance(flows, dict):
         flows = {f: FLOWS[f] for f in flows}
@@ -133,8 +138,6 @@ def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "cont
     """Layerwise probability of the true option and of the false options at the last position (Fig. 8):
     ``{"true": [N, n_points], "false": [N, n_points], "tasks": [N]}`` (false = mean over the false options).
     ``results_dir``: per-sample cache of the probabilities."""
-    from .cache import ResultCache
-    from .lens import answer_probability
 
     cache = ResultCache(results_dir, "option_probabilities", adapter, {
         "variant": variant, "format": answer_format, "num_frames": num_frames})
@@ -161,7 +164,6 @@ def option_probabilities(adapter, samples, answer_format: P.AnswerFormat = "cont
 
 def generate(adapter, prep: Prepared, spec=None, max_new_tokens: int = 6) -> str:
     """Greedy continuation of the prompt, in the clean model or under a knockout ``spec`` (Table B's answers)."""
-    from .knockout import applied
 
     L = prep.spans.length
     with torch.no_grad(), applied(adapter, spec, prep.spans, length=L + max_new_tokens, calls=None):
@@ -174,7 +176,6 @@ def accuracy_under(adapter, samples, specs: dict[str, object], answer_format: P.
                    num_frames: int = 8, batch_size: int = 32, results_dir=None) -> dict[str, dict[str, list[int]]]:
     """Accuracy over *all* samples (as the paper's Table 2 divides) with each knockout spec and without ("full"):
     ``{label: {task: [correct, n]}}``."""
-    from .cache import ResultCache
 
     labels = ["full"] + list(specs)
     all_specs = [KnockoutSpec((), ())] + list(specs.values())  # a spec may be a callable of the spans
@@ -219,8 +220,6 @@ def subject_accuracy(adapter, samples, answer_format: P.AnswerFormat = "content"
     and a recomputed one see the same frame."""
     import zlib
 
-    from .cache import ResultCache
-    from .evaluate import control_frames, predict
 
     cache = ResultCache(results_dir, "subject_accuracy", adapter,
                         {"format": answer_format, "num_frames": num_frames, "seed": seed, "modes": BOX_CONTROLS})
@@ -249,7 +248,6 @@ def lens_readout(adapter, samples, answer_format: P.AnswerFormat = "content", k:
     """The logit lens at the last position of the first baseline-correct question of ``samples``, layer by layer:
     ``{"question", "answer", "options", "tokens" [n_points][k] (decoded), "probs" [n_points, k], "answer_token"}``
     (the answer token is what the model must output: the letter, or the option's first token)."""
-    from .lens import last_position_top
 
     for s in samples:
         prep = prepare(adapter, s, answer_format, num_frames)
@@ -281,8 +279,6 @@ def keyword_frequency(adapter, samples, words: dict[str, Sequence[str]], variant
     the group's keywords with at least ``min_hits`` hits of their counts normalised to sum 1 over layers
     (``[n_points]``, NaN when no keyword qualifies). ``results_dir``: per-sample cache of the counts.
     """
-    from .cache import ResultCache
-    from .lens import top_tokens
 
     ids = {g: keyword_ids(adapter.tokenizer, ws) for g, ws in words.items()}
     order = [(g, w) for g, ws in ids.items() for w in ws]
@@ -327,8 +323,6 @@ def frame_attention(adapter, samples, words: Sequence[str], spec=None, answer_fo
     Returns ``(per_frame [layers, frames], grids [layers, frames, h, w])``: the mass on each frame's tokens (mean
     over heads, the keyword's tokens and samples) and its spatial layout. ``results_dir``: per-sample cache.
     """
-    from .attention import attention_rows, video_maps
-    from .cache import ResultCache
 
     cache = ResultCache(results_dir, "frame_attention", adapter, {
         "words": list(words), "spec": repr(spec), "format": answer_format, "num_frames": num_frames})
@@ -406,8 +400,6 @@ def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     (:func:`mapflow_utils.attribution.attribute`; a window is the sum of its layers), on the same baseline-correct
     questions, and the whole map of the same questions (every block pair of
     :func:`~mapflow_utils.attribution.map_blocks` in every layer alone). Cached per sample like the sweeps."""
-    from . import attribution as AT
-    from .cache import ResultCache
 
     if not isinstance(flows, dict):
         flows = {f: FLOWS[f] for f in flows}
@@ -456,7 +448,7 @@ def exact_sweep(adapter, samples, window: int, answer_format: P.AnswerFormat = "
     """Every flow of :data:`FLOWS` swept exactly, as the chapters sweep them (§3.2's cross-frame sweep and §3.3's
     figure flows, under the same cache keys, so a book already built answers from its cache), in one result."""
     figure_flows = [f for group in FIGURE_FLOWS.values() for f in group]
-    cross = knockout_sweep(adapter, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,
+    cross = knockout_sweep(adapter, samples, [F.CROSS_FRAME], window, answer_format, batch_size=batch_size,
                            num_frames=num_frames, progress=progress, results_dir=results_dir)
     rest = knockout_sweep(adapter, samples, figure_flows, window, answer_format, batch_size=batch_size,
                           num_frames=num_frames, progress=progress, results_dir=results_dir)
@@ -468,8 +460,6 @@ def estimate_check(model_dir: str, samples, device: str = "cpu", dtype: str | No
                    results_dir=None):
     """The estimate against the exact sweeps on another Video-FT (its own answer format and the paper's window
     scaled to its depth): ``(Agreement, estimated SweepResult, exact SweepResult)``."""
-    from .models import answer_format as own_format, default_dtype, load
-    from .results import Agreement
 
     _, _, other = load(model_dir, device=device, dtype=dtype or default_dtype(device))
     fmt, window = own_format(model_dir), paper_window(other.num_layers)
@@ -497,7 +487,6 @@ def confirm_ranges(adapter, samples, estimate: SweepResult, window: int, answer_
     """App. E's rule on the estimated sweep (its ranged flows), then exact knockouts only at the candidate window
     positions: every layer of an interval the estimate puts below the threshold, and of the intervals next to it
     (where a range could start or end instead). The rule is applied again with those exact values in place."""
-    from .cache import ResultCache
 
     n = adapter.num_layers
     size = interval_size(n)
@@ -545,8 +534,8 @@ def confirm_ranges(adapter, samples, estimate: SweepResult, window: int, answer_
 # ------------------------------------------------------------------------------------------ App. A/B helpers
 
 #: The flows one sweep of :func:`key_results` covers (Figs. 2, 3, 6 and App. E's three ranged flows).
-KEY_FLOWS = ("cross-frame", "video→question", "video→last", "question→last", "last→last",
-             "non-option question→last", "true option→last", "false options→last")
+KEY_FLOWS = (F.CROSS_FRAME, F.VIDEO_QUESTION, F.VIDEO_LAST, F.QUESTION_LAST, F.LAST_LAST,
+             F.NON_OPTION_LAST, F.TRUE_OPTION_LAST, F.FALSE_OPTIONS_LAST)
 
 
 def key_results(video, image, samples, window: int | None = None, answer_format: P.AnswerFormat = "content",
@@ -558,7 +547,7 @@ def key_results(video, image, samples, window: int | None = None, answer_format:
     window = window or paper_window(n)
     sweep = knockout_sweep(video, samples, list(KEY_FLOWS), window, answer_format, batch_size=batch_size,
                            progress=progress, results_dir=results_dir)
-    image_sweep = knockout_sweep(image, samples, ["cross-frame"], window, answer_format, batch_size=batch_size,
+    image_sweep = knockout_sweep(image, samples, [F.CROSS_FRAME], window, answer_format, batch_size=batch_size,
                                  results_dir=results_dir)  # same depth as its Video-FT
     size = interval_size(n)
     ranges = ranges_from_sweep(sweep, size)
@@ -576,7 +565,6 @@ def scale_results(pairs: dict[str, tuple], samples, window: int | None = None,
     """App. A/B: :func:`key_results` on every ``name: (Video-FT, ImageLLM)`` pair (folders or hub ids), loaded one
     pair at a time (``dtype`` None: float32 on CPU, bfloat16 on a GPU; ``answer_format`` None: each Video-FT's own,
     :func:`models.answer_format`)."""
-    from .models import answer_format as own_format, default_dtype, load
 
     dtype = dtype or default_dtype(device, device_map)
     out = {}

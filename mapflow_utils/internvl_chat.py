@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 
 import torch
+from .block_processor import EVAL_MVBENCH_PHI3, VideoBlockProcessor
+from . import paths
 
 #: InternVL-Chat's image normalisation (ImageNet).
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -154,7 +156,6 @@ def convert(src: str | Path, dst: str | Path) -> Path:
     """
     from transformers import AutoTokenizer, GotOcr2ImageProcessor, InternVLForConditionalGeneration
 
-    from .block_processor import EVAL_MVBENCH_PHI3, VideoBlockProcessor
 
     src, dst = Path(src), Path(dst)
     config = json.loads((src / "config.json").read_text())
@@ -201,7 +202,6 @@ def source_key(src: Path) -> str:
 def converted(src: str | Path, cache: str | Path | None = None) -> Path:
     """The native checkpoint of ``src``, converted once into ``cache`` (default ``$MAPFLOW_CACHE/converted`` or
     ``<repo>/runs/converted``) under :func:`source_key`; a partial conversion (interrupted) is redone."""
-    from . import paths
 
     src = Path(src)
     root = Path(cache) if cache is not None else paths.work_cache("converted")

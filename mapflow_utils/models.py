@@ -57,6 +57,8 @@ from typing import Any
 
 import numpy as np
 
+from . import block_processor, paths
+
 #: Oldest transformers release mapflow is tested with (the attention/mask interfaces and ``cache=`` kwarg).
 MIN_TRANSFORMERS = "5.0.0"
 
@@ -363,7 +365,7 @@ def adapter_for(model, processor) -> Adapter:
 def answer_format(model_id_or_path: str | Path) -> str:
     """The answer format a model was trained for: ``letter`` for the SmolLM2 pair (and any real checkpoint: the
     paper's format), ``content`` for the tiny from-scratch models (which never learned letters)."""
-    from . import paths, smol
+    from . import smol
 
     if smol.is_parts(model_id_or_path):
         return "letter"
@@ -388,7 +390,7 @@ def load(model_id_or_path: str | Path, device: str = "cpu", dtype: Any = None, d
     import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    from . import block_processor, internvl_chat, pllava, smol
+    from . import internvl_chat, pllava, smol
 
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if smol.is_parts(model_id_or_path):  # a SmolLM2 VideoLLM shipped as parts: base + vision + merged LoRA

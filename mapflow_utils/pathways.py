@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
+from . import flows as F
 from .results import Ranges
 from .specs import CROSS_FRAME, Block, KnockoutSpec, PairsSpec, UnionSpec
 from .spans import Spans
@@ -37,10 +37,10 @@ def pathway_spec(r: Ranges, n_layers: int, leak: bool = True) -> UnionSpec:
     """
     parts = [
         KnockoutSpec((CROSS_FRAME,), _outside(r.cross_frame, n_layers), "cross-frame outside its range"),
-        KnockoutSpec((Block("video", "question"),), _outside(r.video_question, n_layers), "video→question outside"),
-        KnockoutSpec((Block("question", "last"),), _outside(r.question_last, n_layers), "question→last outside"),
-        KnockoutSpec((Block("video", "last"),), _outside(r.video_last, n_layers), "video→last outside"),
-        KnockoutSpec((Block("last", "last"),), tuple(range(n_layers)), "last→last always"),
+        KnockoutSpec((Block("video", "question"),), _outside(r.video_question, n_layers), f"{F.VIDEO_QUESTION} outside"),
+        KnockoutSpec((Block("question", "last"),), _outside(r.question_last, n_layers), f"{F.QUESTION_LAST} outside"),
+        KnockoutSpec((Block("video", "last"),), _outside(r.video_last, n_layers), f"{F.VIDEO_LAST} outside"),
+        KnockoutSpec((Block("last", "last"),), tuple(range(n_layers)), f"{F.LAST_LAST} always"),
         KnockoutSpec((Block("video", "video"),), _after(r.video_question, n_layers), "into video after"),
         KnockoutSpec((Block("question", "question"),), _after(r.question_last, n_layers), "into question after"),
     ]

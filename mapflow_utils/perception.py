@@ -41,6 +41,7 @@ from .tiny import clip_vision_config
 from .train import pixels
 from .synthetic import (CELLS, COLORS, SCENES, WHITE, SynthConfig, clip_frames, generate_clip, image_sample,
                         scene_background)
+from . import paths
 
 #: Object colour classes of the per-pixel labels (class 0 is background).
 OBJECT_COLORS: tuple[str, ...] = (*COLORS, "white")
@@ -524,7 +525,6 @@ def ship(run: str | Path, out: str | Path) -> Path:
 def main(argv=None) -> int:
     import argparse
 
-    from . import paths
 
     ap = argparse.ArgumentParser(prog="mapflow train smol-tower")
     ap.add_argument("stage", choices=["smol-tower"])

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from transformers import LlavaForConditionalGeneration, LlavaModel
+from .block_processor import EVAL_MVBENCH, VideoBlockProcessor
 
 
 def pooling_shape(config) -> tuple[int, int, int]:
@@ -133,7 +134,6 @@ def load(path: str | Path, config: dict, dtype: Any = None, device_map: Any = No
     paper's ``eval_mvbench`` prompt."""
     from transformers import AutoTokenizer, LlavaConfig
 
-    from .block_processor import EVAL_MVBENCH, VideoBlockProcessor
 
     name = str(path)
     cfg = LlavaConfig.from_pretrained(path) if is_pllava(config) else image_base_config(config)

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .tables import SMALL_N, overall_accuracy, random_accuracy
+from .data import sample_indices
+from .synthetic import generate_clip
 
 STYLE = "mapflow_utils.mapflow"
 
@@ -91,8 +93,6 @@ def example_strip(samples_by_task, num_frames: int = 8, seed: int = 0):
 def twin_strip(task: str, seed: int = 0, index: int = 0, num_frames: int = 8):
     """A synthetic clip and its twin with the opposite answer (the same frames played backwards). Returns the
     figure."""
-    from .data import sample_indices
-    from .synthetic import generate_clip
 
     rows, titles = {}, {}
     for rev in (False, True):

@@ -12,6 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from .models import adapter_for
+from .prompts import build_prompt
+from .synthetic import SynthConfig, clip_frames
 
 
 def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor,
@@ -47,9 +50,6 @@ def fit_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor
 def last_token_states(model, processor, task: str, n: int, seed: int, answer_format: str = "letter"):
     """Hidden states at the last prompt position of ``n`` synthetic ``task`` questions (seed ``seed``): float
     ``[n, layers + 1, hidden]`` and the answers (strings)."""
-    from .models import adapter_for
-    from .prompts import build_prompt
-    from .synthetic import SynthConfig, clip_frames
 
     was = model.training
     model.eval()

@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import flows as F
+
 
 @dataclass
 class SweepResult:
@@ -125,9 +127,9 @@ class KeyResults:
 
 
 #: The three flows whose layer ranges App. E selects, by the sweep names of ``experiments.FLOWS``.
-RANGED = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
+RANGED = {"cross_frame": F.CROSS_FRAME, "video_question": F.VIDEO_QUESTION, "question_last": F.QUESTION_LAST}
 #: ... plus video→last, for a model whose own route runs there ("own routes"; the paper blocks it everywhere).
-RANGED_OWN = {**RANGED, "video_last": "video→last"}
+RANGED_OWN = {**RANGED, "video_last": F.VIDEO_LAST}
 
 
 def interval_size(n_layers: int, paper_interval: int = 5, paper_layers: int = 32) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import paths
+from .tiny_vlms import save_tiny
 
 
 #: Chapters that read the others' results run after them.
@@ -239,7 +240,6 @@ def run_on_classes(chapter: str, families: Sequence[str], out_dir: str | Path,
     Returns per class ``{"class", "model", "notebook", "seconds", "glue", "command"}``; a run that fails keeps its
     error (``"error"``) and the others go on.
     """
-    from .tiny_vlms import save_tiny
 
     if chapter not in chapters():
         raise ValueError(f"no chapter {chapter!r}; chapters: {', '.join(chapters())}")

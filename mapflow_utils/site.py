@@ -13,13 +13,15 @@ from typing import Sequence
 
 from . import paths
 from .runner import chapter_defaults, chapters, run_chapter
+from .tables import markdown_table
+from . import claims
+from .publish import write_book_config
 
 
 def status_text(provenances: dict[str, dict]) -> str:
     """The status page (QuantEcon's): per chapter its run time, results cached against computed, commit, date and
     machine (``provenances``: chapter -> the ``provenance`` of its ``results.json``, empty if not executed), headed
     by the commit of the newest execution and the pages executed at another one, which it names."""
-    from .tables import markdown_table
 
     rows, runs = [], []
     for ch, prov in provenances.items():
@@ -56,8 +58,6 @@ def write_status(book: Path = paths.BOOK) -> Path:
 def summary_text(book: Path = paths.BOOK) -> str:
     """The landing page's "what reproduces here" block, from the claims files beside the executed chapters (never
     typed): per chapter, its headline claim and verdict and the count of each verdict, then the totals."""
-    from . import claims
-    from .tables import markdown_table
 
     order = chapter_defaults("verdicts")["chapters"]  # the claims page's order: §3.2–3.5, then the appendices
     collected = claims.collect([book / f"{ch}.claims.json" for ch in order])
@@ -113,7 +113,6 @@ def build_book(execute: bool = True, only: Sequence[str] | None = None) -> Path:
     from .classroom import page
 
     page()
-    from .publish import write_book_config
 
     config = write_book_config(paths.ROOT / "_build" / "_config.yml")  # links and buttons from repository.url
     cmd = [sys.executable, "-m", "jupyter_book", "build", str(paths.ROOT), "--config", str(config)]

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 import torch
 
+from . import flows as F
 from .spans import Spans
 
 
@@ -30,7 +31,7 @@ class Block:
     cross_frame: bool = False
 
     def __str__(self) -> str:
-        return "cross-frame" if self.cross_frame else f"{self.source}→{self.target}"
+        return F.CROSS_FRAME if self.cross_frame else f"{self.source}→{self.target}"
 
 
 #: Each frame's tokens may not attend to earlier frames (the paper's cross-frame knockout).

@@ -8,8 +8,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import flows as F
 from . import paper, results
 from .data import QADataset
+from .synthetic import image_sample
+from .models import SUPPORT, family_named
+from .paper import numbers, subject_config, subjects
 
 
 def markdown_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -158,7 +162,6 @@ def training_logs(model_dir) -> dict[str, list[dict]]:
 def letter_attempt(run_dir, seed: int = 999, n: int = 200) -> dict:
     """The letter attempt's curve and its summary: records, steps, minutes, final letter accuracy and the chance
     level of the held-out image questions it was measured on (mean of 1 / number of options)."""
-    from .synthetic import image_sample
 
     records, meta = read_run(run_dir)
     accs = [r["letter_accuracy"] for r in records if "letter_accuracy" in r]
@@ -246,7 +249,6 @@ def run_outcome(run: dict, detail: bool = False) -> str:
 def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
     """Rows of the "your model" page from :func:`mapflow_utils.runner.run_on_classes`: class, text model, video
     layout, ok/error, seconds, and every ``*_verdict`` the chapter glued."""
-    from .models import family_named
 
     rows = []
     for r in runs:
@@ -260,8 +262,6 @@ def class_run_rows(runs: Sequence[dict]) -> list[list[Any]]:
 def real_commands(chapter: str) -> list[list[str]]:
     """Per supported class: the ``mapflow run`` command for its public example checkpoint on a GPU (the paper's own
     subjects have their configs instead: :func:`paper_subject_rows`)."""
-    from .models import SUPPORT
-    from .paper import subjects
 
     own = {s["video_model"] for s in subjects().values()}
     return [[name, f"`mapflow run {chapter} -p video_model {f.example} -p data_dir /path/to/TVBench "
@@ -270,22 +270,16 @@ def real_commands(chapter: str) -> list[list[str]]:
             for name, f in SUPPORT.items() if f.example not in own]
 
 
-#: Table E(a)'s flows in words.
-FLOW_NAMES = {"cross_frame": "cross-frame", "video_question": "video→question", "question_last": "question→last"}
-
-
 def paper_subject_rows(chapter: str) -> list[list[Any]]:
     """Rows of the "your model" page's paper subjects: the model, its depth, video tokens and the knockout window of
     its config, the command that runs ``chapter`` in the paper's setup, and the paper's numbers it should give back
     (Table 3's TVBench accuracy with full attention; Table E(a)'s effective layer ranges)."""
-    from .paper import subject_config
-    from .paper import numbers, subjects
 
     acc, ranges = numbers()["table3_effective_pathways"], numbers()["tableE_layer_ranges"]
     rows = []
     for name, s in subjects().items():
         r = ranges[name]
-        spans = ", ".join(f"{FLOW_NAMES.get(k, k)} L{a}-{b}" for k, (a, b) in r.items())
+        spans = ", ".join(f"{results.RANGED_OWN.get(k, k)} L{a}-{b}" for k, (a, b) in r.items())
         rows.append([name, s["layers"], s["video_tokens"].replace("x", "×"), subject_config(name)["window"],
                      f"`mapflow run {chapter} -f configs/paper/{s['slug']}.yaml`",
                      f"{acc[name]['full']['TVBench']:.1f}", spans])
@@ -298,10 +292,10 @@ def _range_text(rng) -> str:
 
 def ranges_text(r) -> str:
     """A :class:`~mapflow_utils.results.Ranges` in words, 1-indexed (video→last shown when it has a range)."""
-    parts = [("cross-frame", r.cross_frame), ("video→question", r.video_question),
-             ("question→last", r.question_last)]
+    parts = [(F.CROSS_FRAME, r.cross_frame), (F.VIDEO_QUESTION, r.video_question),
+             (F.QUESTION_LAST, r.question_last)]
     if r.video_last is not None:
-        parts.append(("video→last", r.video_last))
+        parts.append((F.VIDEO_LAST, r.video_last))
     return ", ".join(f"{name} {_range_text(rng)}" for name, rng in parts)
 
 
@@ -319,8 +313,8 @@ def scale_rows(results: dict) -> list[list[Any]]:
     return rows
 
 
-SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", "cross-frame", "video→question",
-                 "question→last", "pathways", "random", "edges kept"]
+SCALE_HEADERS = ["model", "layers", "parameters", "accuracy", "window", F.CROSS_FRAME, F.VIDEO_QUESTION,
+                 F.QUESTION_LAST, "pathways", "random", "edges kept"]
 
 
 def table_e_rows(sweep, size: int, task: str | None = results.RANGE_TASK) -> list[list]:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 
-from mapflow_utils import tiny
+from mapflow_utils import paths, tiny
 from mapflow_utils.block_processor import EVAL_MVBENCH, EVAL_MVBENCH_PHI3, VideoBlockProcessor
+from mapflow_utils.data import load_tvbench
 from mapflow_utils.models import SUPPORT
 from mapflow_utils.prompts import FORMATS, build_prompt
 
@@ -133,9 +134,6 @@ class _TemplateOnly:
 
 def _corpus(template: str, n_questions: int = 10):
     """Prompts of a few synthetic questions in every answer format, the grammar corpus, per-frame markers."""
-    from mapflow_utils import paths
-    from mapflow_utils.data import load_tvbench
-
     proc = _TemplateOnly(template)
     for s in list(load_tvbench(paths.SYNTHETIC))[::50][:n_questions]:
         for fmt in FORMATS:

@@ -35,6 +35,9 @@ from . import paths
 from .data import PAPER_TASKS, sample_indices
 from .prompts import build_prompt
 from .synthetic import SynthConfig, generate_clip, image_sample
+from .evaluate import image_accuracy
+from .models import adapter_for
+from . import tiny
 
 CAPTION_IMAGE = "Describe the image."
 CAPTION_VIDEO = "Describe the video."
@@ -192,8 +195,6 @@ class Batches:
 
 def letter_accuracy(model, processor, n: int = 120, seed: int = 999) -> float:
     """Accuracy of the answer *letter* on held-out image questions (letter format, shuffled options)."""
-    from .evaluate import image_accuracy
-    from .models import adapter_for
 
     model.eval()
     res = image_accuracy(adapter_for(model, processor), n=n // 4, seed=seed, answer_format="letter")
@@ -216,7 +217,6 @@ def train_stage(cfg: StageConfig, out: str | Path, init: str | Path | None = Non
     """
     from transformers import AutoProcessor, LlavaNextVideoForConditionalGeneration
 
-    from . import tiny
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -41,7 +40,13 @@ import torch.nn.functional as F
 
 from . import paths, smol
 from .prompts import build_prompt
-from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_prompt, pixels
+from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_prompt
+from .synthetic import IMAGE_KINDS, SynthConfig, clip_frames, generate_clip, image_sample
+from .data import PAPER_TASKS, sample_indices
+from .perception import frame_by_frame
+from .probes import last_token_probe
+from .evaluate import predict
+from .models import adapter_for
 
 #: The instruction of a frame-by-frame caption (:func:`mapflow_utils.perception.frame_by_frame`).
 CAPTION_FRAMES = "Where is each colour in each frame?"
@@ -104,7 +109,6 @@ class SmolBatches(Batches):
         return p.text, p.answers[i]
 
     def _image_item(self, rng: random.Random, index: int, caption: bool):
-        from .synthetic import image_sample
 
         s = image_sample(self.cfg.seed, index, self.synth)
         if caption:
@@ -115,15 +119,12 @@ class SmolBatches(Batches):
         return (s.image[None], *self._qa(rng, q, cands, a))
 
     def _video_item(self, rng: random.Random, index: int, caption: bool):
-        from .data import PAPER_TASKS, sample_indices
-        from .synthetic import generate_clip
 
         pool = PAPER_TASKS if caption or not self.cfg.tasks else self.cfg.tasks
         task = pool[rng.randrange(len(pool))]
         clip = generate_clip(task, self.cfg.seed, index, self.synth)
         idx = sample_indices(len(clip.frames), self.cfg.num_frames, self.synth.fps, clip.start, clip.end)
         if caption and rng.random() < self.cfg.track_share:
-            from .perception import frame_by_frame
 
             frames = clip.frames[idx]
             return frames, caption_prompt(self.proc, CAPTION_FRAMES), " " + frame_by_frame(frames)
@@ -159,8 +160,6 @@ def text_question(processor, seed: int, index: int, rng: random.Random) -> tuple
     """``(prompt text, letter, number of options)`` of a text-only multiple-choice question in the letter format: half of them a
     clip's caption and one of the five tasks' questions, half an image's caption and one of its questions, the
     facts written before the question as ``The video shows: …`` (or image). Options in the data's shuffled order."""
-    from .data import PAPER_TASKS
-    from .synthetic import SynthConfig, generate_clip, image_sample
 
     cfg = SynthConfig()
     if rng.random() < 0.5:
@@ -281,7 +280,6 @@ def _held_out(inner, processor, cfg: SmolStageConfig) -> dict:
     rec = {f"{cfg.eval_format}_accuracy": round(sum(h for h, _ in by.values()) / cfg.eval_n, 4),
            "by": {g: round(h / k, 4) for g, (h, k) in by.items()}}
     if cfg.probe_task:
-        from .probes import last_token_probe
 
         rec["last_token_probe"] = last_token_probe(inner, processor, cfg.probe_task)
     return rec
@@ -298,10 +296,6 @@ def letter_accuracy_by(inner, processor, n: int, seed: int = 999, video: bool = 
                        answer_format: str = "letter") -> dict[str, tuple[int, int]]:
     """``{task or image question kind: (correct, asked)}`` of :func:`letter_accuracy`'s questions (round robin over
     the tasks, or over the image kinds scene / color / position / count), in ``answer_format``."""
-    from .data import PAPER_TASKS
-    from .evaluate import predict
-    from .models import adapter_for
-    from .synthetic import IMAGE_KINDS, SynthConfig, clip_frames, image_sample
 
     was = inner.training
     inner.eval()
