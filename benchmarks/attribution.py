@@ -40,8 +40,10 @@ def main() -> None:
 
     from pathlib import Path
 
-    from mapflow_utils import attribution, evaluate, experiments as E, knockout as K, models, paths, smol
-    from mapflow_utils import specs as S
+    from mapflow_utils.engine import attribution, knockout as K
+    from mapflow_utils import evaluate, experiments as E, models, paths
+    from mapflow_utils.models import smol
+    from mapflow_utils.engine import specs as S
     from mapflow_utils.data import load_tvbench
 
     if Path(args.model).exists():

@@ -56,7 +56,7 @@ def build(shape: Shape, device: str, dtype: torch.dtype):
     """A random-weight ``LlavaNextVideoForConditionalGeneration`` at ``shape`` and its adapter."""
     from transformers import LlavaNextVideoForConditionalGeneration
 
-    from mapflow_utils import tiny
+    from mapflow_utils.models import tiny
     from mapflow_utils.models import adapter_for
 
     cfg = tiny.TinyConfig(image_size=shape.image_size, patch_size=shape.patch_size, vision_hidden=shape.vision_hidden,
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     ap.add_argument("--data", default=None, help="a TVBench-format folder (default: the shipped synthetic split)")
     ap.add_argument("--batch-size", type=int, default=8, help="the engine's specs per forward")
     args = ap.parse_args(argv)
-    from mapflow_utils import knockout as K, specs as S
+    from mapflow_utils.engine import knockout as K, specs as S
     from mapflow_utils.experiments import paper_window
 
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32

@@ -34,7 +34,7 @@ FLOWS = [("video", "question"), ("video", "last"), ("question", "last"), ("last"
 def build(args):
     from transformers import LlavaNextVideoForConditionalGeneration
 
-    from mapflow_utils import tiny
+    from mapflow_utils.models import tiny
     from mapflow_utils.data import load_tvbench
     from mapflow_utils.evaluate import prepare
     from mapflow_utils.models import adapter_for
@@ -58,7 +58,7 @@ def build(args):
 
 def paper_loop(ad, prep, specs):
     """One full forward per spec, eager attention, dense float masks. Returns answer probabilities."""
-    from mapflow_utils import reference
+    from mapflow_utils.engine import reference
 
     out = [torch.softmax(reference.logits(ad, prep.inputs, prep.spans, spec), -1)[prep.answer_ids].cpu()
            for spec in specs]
@@ -116,7 +116,7 @@ def _attention_child(args, method, queue):
             att = ad.model(**prep.inputs, output_attentions=True, use_cache=False).attentions
             maps = torch.stack([a[0].mean(0)[rows] for a in att])
         else:
-            from mapflow_utils.attention import attention_rows
+            from mapflow_utils.engine.attention import attention_rows
 
             maps = attention_rows(ad, prep.clean, prep.spans, rows)
     dt = time.perf_counter() - t
@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--parts", nargs="*", default=["i", "ii", "iii"], help="which measurements to run")
     args = ap.parse_args()
-    from mapflow_utils import knockout as K, specs as S
+    from mapflow_utils.engine import knockout as K, specs as S
 
     ad, prep = build(args)
     n = ad.num_layers

@@ -15,7 +15,7 @@ Printed, per question (letter format, 8 frames, ~240 tokens):
   token-layers, priced at the clean text-model forward's cost per token-layer (best of 3, measured in this run);
   "+ head" adds one last-position ``lm_head`` per spec (the full-vocabulary softmax needs it). The engine's time is
   printed as a ratio to both, and beside it the fixed batches of 8 in first-query order that the engine used before
-  :func:`~mapflow_utils.knockout.plan_batches` (same run, same code otherwise).
+  :func:`~mapflow_utils.engine.knockout.plan_batches` (same run, same code otherwise).
 
 Measured 2026-11-27 on this project's machine (x86_64, 2 cores, one thread, nothing else running; 3 questions):
 §3.3 sweep 20.3 s/question (61 ms/spec); token-layer bound 16.1 s: the engine is 1.26x it (1.25-1.27x per
@@ -48,7 +48,9 @@ def main() -> None:
 
     from pathlib import Path
 
-    from mapflow_utils import evaluate, experiments as E, knockout as K, models, paths, reference, smol, specs as S
+    from mapflow_utils import evaluate, experiments as E, models, paths
+    from mapflow_utils.engine import knockout as K, reference, specs as S
+    from mapflow_utils.models import smol
     from mapflow_utils.data import load_tvbench
 
     if Path(args.model).exists():
@@ -97,7 +99,7 @@ def main() -> None:
 def token_layer_bound(ad, prep, specs) -> tuple[float, float]:
     """Seconds the §3.3 sweep needs at least: (token-layers it must recompute × the clean forward's cost per
     token-layer, one lm_head row per spec)."""
-    from mapflow_utils import knockout as K
+    from mapflow_utils.engine import knockout as K
 
     clean, L, n = prep.clean, prep.spans.length, ad.num_layers
     need = 0
@@ -120,7 +122,7 @@ def token_layer_bound(ad, prep, specs) -> tuple[float, float]:
 def fixed_batches(ad, prep, specs, size: int) -> float:
     """Seconds for the sweep in fixed batches of ``size`` in (first query, first layer) order (the engine before
     plan_batches)."""
-    from mapflow_utils import knockout as K
+    from mapflow_utils.engine import knockout as K
 
     first = {i: (min(K._first_query(p) for p, _ in s.parts(prep.spans)), s.layers[0]) for i, s in enumerate(specs)}
     order = sorted(first, key=first.get)

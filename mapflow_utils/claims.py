@@ -228,7 +228,7 @@ NOT_IN_PAPER = "not in the paper (its sweeps are exact knockouts only)"
 
 def claim_estimate(agreement, what: str = "the book's subject", key: str = "est",
                    rule: AgreementRule = AgreementRule()) -> Claim:
-    """The first-order estimate (:mod:`mapflow_utils.attribution`) ranks the window positions of every flow as the
+    """The first-order estimate (:mod:`mapflow_utils.engine.attribution`) ranks the window positions of every flow as the
     exact sweep does (``agreement``: :class:`~mapflow_utils.results.Agreement`)."""
     med = {f: agreement.median(f) for f in agreement.rho}
     worst_flow = min(med, key=lambda f: med[f] if np.isfinite(med[f]) else np.inf)

@@ -34,8 +34,8 @@ from .models import load
 from .data import load_tvbench
 from .evaluate import prepare
 from .experiments import FLOWS
-from .knockout import run_sweep
-from .specs import sweep_specs
+from .engine.knockout import run_sweep
+from .engine.specs import sweep_specs
 
 ASSIGNMENTS_DIR: Path = paths.ROOT / "assignments"
 DIST: Path = paths.ROOT / "dist" / "assignments"

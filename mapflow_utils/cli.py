@@ -17,7 +17,7 @@ from .site import build_book
 from .synthetic import LONG, SynthConfig, write_tvbench
 from .data import PAPER_TASKS
 from .models import answer_format
-from .tiny_vlms import LAYOUTS, save_tiny
+from .models.tiny_vlms import LAYOUTS, save_tiny
 from .paper import write_subject_configs
 
 
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "chapters on every class without downloads)")
     tv.add_argument("model_class", help="e.g. Qwen2VLForConditionalGeneration, or a paper layout: "
                                         "PllavaForConditionalGeneration, LlavaNextForConditionalGeneration (llava-v1.6), "
-                                        "InternVLChatV1_5 (see mapflow_utils.tiny_vlms.LAYOUTS)")
+                                        "InternVLChatV1_5 (see mapflow_utils.models.tiny_vlms.LAYOUTS)")
     tv.add_argument("--out", required=True, help="output folder (pass it as a chapter's video_model)")
     tv.add_argument("--seed", type=int, default=0)
 
@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate(args.model, args.data, args.format or answer_format(args.model), args.n_per_task, args.controls,
                  args.images)
     elif args.cmd == "card":
-        from . import cards, smol
+        from . import cards
+        from .models import smol
 
         if smol.is_parts(args.model):
             ev = cards.evaluate_card(args.model, images=args.images, only=args.only)
@@ -170,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"mapflow tiny-vlm: no tiny {args.model_class!r}; known: {', '.join(LAYOUTS)}")
         print(save_tiny(args.model_class, args.out, args.seed))
     elif args.cmd == "convert":
-        from .internvl_chat import convert
+        from .models.internvl_chat import convert
 
         print(convert(args.src, args.dst))
     elif args.cmd == "paper-configs":

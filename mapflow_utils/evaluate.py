@@ -14,7 +14,7 @@ import torch
 
 from . import prompts as P
 from .data import DataError, QASample
-from .knockout import Clean, clean_run
+from .engine.knockout import Clean, clean_run
 from .spans import Spans, answer_token_ids, find_spans
 from .synthetic import IMAGE_KINDS, image_sample
 

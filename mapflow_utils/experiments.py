@@ -11,20 +11,20 @@ import numpy as np
 import torch
 
 from . import flows as F
-from . import attribution as AT
-from . import pathways
+from .engine import attribution as AT
+from .engine import pathways
 from . import prompts as P
-from .attention import attention_rows, video_maps
+from .engine.attention import attention_rows, video_maps
 from .cache import ResultCache
 from .evaluate import (Prepared, control_frames, guarded, predict, prepare, progress_bar, report_skipped,
                        require_correct)
-from .knockout import applied, run_sweep
-from .lens import answer_probability, last_position_top, top_tokens
+from .engine.knockout import applied, run_sweep
+from .engine.lens import answer_probability, last_position_top, top_tokens
 from .models import answer_format as own_format, default_dtype, load
 from .paper import paper_window
 from .results import (RANGE_TASK, RANGE_THRESHOLD, RANGED, RANGED_OWN, Agreement, KeyResults, MapResult,
                       PathwayResult, SweepResult, interval_means, interval_size, ranges_from_sweep)
-from .specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs, window as window_layers
+from .engine.specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs, window as window_layers
 
 
 def model_name(adapter) -> str:
@@ -397,9 +397,9 @@ def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
                    answer_format: P.AnswerFormat = "content", num_frames: int = 8, progress: bool = False,
                    results_dir=None) -> tuple[SweepResult, MapResult]:
     """:func:`knockout_sweep`'s %change estimated from one forward and one backward per question
-    (:func:`mapflow_utils.attribution.attribute`; a window is the sum of its layers), on the same baseline-correct
+    (:func:`mapflow_utils.engine.attribution.attribute`; a window is the sum of its layers), on the same baseline-correct
     questions, and the whole map of the same questions (every block pair of
-    :func:`~mapflow_utils.attribution.map_blocks` in every layer alone). Cached per sample like the sweeps."""
+    :func:`~mapflow_utils.engine.attribution.map_blocks` in every layer alone). Cached per sample like the sweeps."""
 
     if not isinstance(flows, dict):
         flows = {f: FLOWS[f] for f in flows}

@@ -36,8 +36,8 @@ from torch import nn
 
 from .data import PAPER_TASKS
 from .probes import fit_probe
-from .smol import TOWER_FILE
-from .tiny import clip_vision_config
+from .models.smol import TOWER_FILE
+from .models.tiny import clip_vision_config
 from .train import pixels
 from .synthetic import (CELLS, COLORS, SCENES, WHITE, SynthConfig, clip_frames, generate_clip, image_sample,
                         scene_background)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import paths
-from .tiny_vlms import save_tiny
+from .models.tiny_vlms import save_tiny
 
 
 #: Chapters that read the others' results run after them.

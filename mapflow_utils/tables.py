@@ -60,7 +60,7 @@ def model_rows(model_dirs: dict) -> list[list[Any]]:
     import json
     from pathlib import Path
 
-    from . import smol
+    from .models import smol
 
     rows = []
     for label, d in model_dirs.items():

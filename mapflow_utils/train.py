@@ -37,7 +37,7 @@ from .prompts import build_prompt
 from .synthetic import SynthConfig, generate_clip, image_sample
 from .evaluate import image_accuracy
 from .models import adapter_for
-from . import tiny
+from .models import tiny
 
 CAPTION_IMAGE = "Describe the image."
 CAPTION_VIDEO = "Describe the video."

@@ -1,4 +1,4 @@
-"""LLaVA's recipe for the SmolLM2 VideoLLM (:mod:`mapflow_utils.smol`), on CPU, deterministic per seed.
+"""LLaVA's recipe for the SmolLM2 VideoLLM (:mod:`mapflow_utils.models.smol`), on CPU, deterministic per seed.
 
 Four stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
 
@@ -38,7 +38,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import paths, smol
+from . import paths
+from .models import smol
 from .prompts import build_prompt
 from .train import CAPTION_IMAGE, CAPTION_VIDEO, Batches, StageConfig, caption_prompt
 from .synthetic import IMAGE_KINDS, SynthConfig, clip_frames, generate_clip, image_sample

@@ -14,7 +14,13 @@ def test_the_check_catches_what_it_forbids(tmp_path):
     (tmp_path / "knockout.py").write_text("from .spans import _helper\n")  # private import (and downward: fine)
     (tmp_path / "spans.py").write_text("")
     (tmp_path / "newthing.py").write_text("")
-    got = arch.violations(tmp_path)
+    layers = arch.LAYERS
+    try:
+        arch.LAYERS = (("inputs", "", ("data", "spans")), ("engine", "", ("knockout",)),
+                       ("experiments", "", ("experiments",)))
+        got = arch.violations(tmp_path)
+    finally:
+        arch.LAYERS = layers
     assert any("data.py:2: imports experiments (experiments) from data (inputs)" in p for p in got)
     assert any("experiments.py:2: uses private knockout._plan" in p for p in got)
     assert any("knockout.py:1: uses private spans._helper" in p for p in got)

@@ -1,4 +1,4 @@
-"""The first-order knockout estimate (mapflow_utils.attribution) against the exact engine.
+"""The first-order knockout estimate (mapflow_utils.engine.attribution) against the exact engine.
 
 Where everything after the blocked layer is linear (the last layer, its MLP zeroed, the final norm an identity, the
 answer's logit as the metric) the estimate must equal the exact knockout: the renormalisation inside the layer is
@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
-from mapflow_utils import attribution as A
-from mapflow_utils import knockout as K
+from mapflow_utils.engine import attribution as A
+from mapflow_utils.engine import knockout as K
 from mapflow_utils.evaluate import prepare
 from mapflow_utils.models import adapter_for
-from mapflow_utils.specs import CROSS_FRAME, Block, KnockoutSpec, PairsSpec, UnionSpec
+from mapflow_utils.engine.specs import CROSS_FRAME, Block, KnockoutSpec, PairsSpec, UnionSpec
 
 from tiny_models import ALL, adapter as shared_adapter, prepared
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from mapflow_utils import knockout as K
-from mapflow_utils import paths, reference
+from mapflow_utils.engine import knockout as K
+from mapflow_utils import paths
+from mapflow_utils.engine import reference
 from mapflow_utils.data import load_tvbench
-from mapflow_utils import specs as S
+from mapflow_utils.engine import specs as S
 from tiny_models import ALL, OURS, prepared
 
 def reference_logits(ad, prep, spec):
-    """A whole eager forward of the VLM with dense additive float masks (mapflow_utils.reference)."""
+    """A whole eager forward of the VLM with dense additive float masks (mapflow_utils.engine.reference)."""
     return reference.logits(ad, prep.inputs, prep.spans, spec)
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mapflow_utils import specs as S
-from mapflow_utils import lens, reference
-from mapflow_utils.attention import attention_rows, video_maps
+from mapflow_utils.engine import specs as S
+from mapflow_utils.engine import lens, reference
+from mapflow_utils.engine.attention import attention_rows, video_maps
 from tiny_models import ALL, prepared
 
 

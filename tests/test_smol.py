@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mapflow_utils import backbone, knockout as K, models, paths, reference, smol, specs as S
+from mapflow_utils.models import backbone, smol
+from mapflow_utils.engine import knockout as K, reference, specs as S
+from mapflow_utils import models, paths
 from mapflow_utils.data import load_tvbench
 from mapflow_utils.evaluate import prepare
 from mapflow_utils.prompts import SYSTEM_PROMPT

@@ -9,7 +9,7 @@ from mapflow_utils import prompts as P
 from mapflow_utils.data import PAPER_TASKS, load_tvbench
 from mapflow_utils.spans import SpanError, answer_token_ids, expansion_range, find_spans
 from tiny_models import adapter, tiny_llava
-from mapflow_utils.tiny_vlms import FAMILIES
+from mapflow_utils.models.tiny_vlms import FAMILIES
 
 
 def _spans(ad, sample, fmt):

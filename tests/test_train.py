@@ -40,7 +40,7 @@ def test_batches_are_deterministic():
 
 def test_every_stage_runs_a_few_steps(tmp_path, monkeypatch):
     """The smoke test CI runs: two steps of each stage, on the same code path as the real training."""
-    from mapflow_utils import tiny
+    from mapflow_utils.models import tiny
 
     monkeypatch.setattr(tiny, "build", lambda cfg=None, seed=0, _b=tiny.build: _b(TINY, seed))
     img = train.train_stage(train.StageConfig(stage="imagellm", steps=2, batch_size=2, caption_steps=1,

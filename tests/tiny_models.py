@@ -4,11 +4,12 @@ import :data:`ALL` from here for collection."""
 
 import functools
 
-from mapflow_utils import paths, tiny
+from mapflow_utils import paths
+from mapflow_utils.models import tiny
 from mapflow_utils.data import load_tvbench
 from mapflow_utils.evaluate import prepare
 from mapflow_utils.models import adapter_for
-from mapflow_utils.tiny_vlms import FAMILIES, build_tiny
+from mapflow_utils.models.tiny_vlms import FAMILIES, build_tiny
 
 TINY = tiny.TinyConfig(layers=4, hidden=64, intermediate=128, vision_layers=1, vision_hidden=32)
 OURS = "tiny LlavaNextVideo (the embedded architecture)"

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from mapflow_utils import paths, runner
-from mapflow_utils.tiny_vlms import LAYOUTS, save_tiny
+from mapflow_utils.models.tiny_vlms import LAYOUTS, save_tiny
 
 #: Chapters that take a model (data and verdicts take none; your_model runs classes itself).
 CHAPTERS = [c for c in runner.chapters() if c not in ("data", "verdicts", "your_model")]

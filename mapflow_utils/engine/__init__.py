@@ -1,0 +1,1 @@
+"""The engine: what a knockout blocks (``specs``), the exact engine (``knockout``), its first-order estimate (``attribution``), the logit lens (``lens``), attention rows (``attention``), App. E's masks (``pathways``) and the plain eager reference the engine is tested against (``reference``)."""

@@ -1,0 +1,256 @@
+"""Attribution patching for attention knockout: an estimate of every knockout from one forward and one backward.
+
+The exact engine (:mod:`mapflow_utils.engine.knockout`) pays one (partial) forward per knockout. This module estimates all
+of them at once, after Nanda (2023), Syed et al. (2023) and Kramár et al. (2024, AtP*), through the same spans and
+specs (:mod:`mapflow_utils.engine.specs`): :func:`attribute` runs the clean forward with gradients, keeps each layer's
+attention probabilities ``A[l]`` ``[H, L, L]`` and the gradient ``G[l]`` of the answer's log-probability with
+respect to that layer's attention output (the input of ``o_proj``, ``[L, H, D]``), and stores
+``E[l] = A[l] ⊙ (G[l] · V[l]ᵀ)`` ``[H, L, L]``: how much each (query, key) edge contributes to the answer through its
+value, to first order.
+
+What is exact and what is approximated, for blocking a set of keys ``K(q)`` of query ``q`` in layer ``l``:
+
+* **exact within the layer** — the blocked query's attention is renormalised over its surviving keys, as the
+  engine's pre-softmax mask does: with ``s = Σ_{k∈K(q)} a_qk`` its output moves by
+  ``Δo_q = (s·o_q − Σ_{k∈K(q)} a_qk v_k) / (1 − s)`` (``−o_q`` when every key is blocked, as the engine zeroes such
+  rows). This is AtP*'s fix for saturated softmax: a key holding 90% of the attention changes the output tenfold
+  more than a linearisation of the softmax says.
+* **linear downstream** — the effect of ``Δo`` on the answer's log-probability is ``Σ_h G_qh · Δo_qh``: everything
+  after the layer's attention (``o_proj``, the residual stream, later layers, the final norm, ``lm_head``, the
+  softmax) is linearised around the clean run. Large effects, effects that need two blocked routes at once, and
+  later layers reacting to earlier changes are where this fails.
+* **a window is a sum** — a spec over several layers (the paper's 9-layer windows) is estimated as the sum of its
+  layers' estimates (and a :class:`~mapflow_utils.engine.specs.UnionSpec` as the sum of its parts): interactions between
+  layers are ignored.
+
+The metric is the chapters': %change of the answer's probability, ``100·(exp(Δ log p) − 1)`` (bounded below by −100
+like the exact value; to first order the same as ``100·Δp/p``). One backward per answer token: the correct option's,
+as the chapters measure baseline-correct questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import knockout as K
+from ..spans import Spans
+from .specs import KnockoutSpec, blocked_pairs
+
+
+#: Version of the estimate's arithmetic: part of the key of every cached estimate (bump it when a change here changes
+#: the numbers).
+VERSION = 1
+
+
+class AttributionError(ValueError):
+    """A model or spec the estimator cannot estimate; the message names what and the fix."""
+
+
+def _o_proj(layer, i: int, model_name: str):
+    attn = getattr(layer, "self_attn", None)
+    proj = getattr(attn, "o_proj", None)
+    if proj is None:
+        raise AttributionError(f"{model_name}: text layer {i} has no self_attn.o_proj, the attention output "
+                               "projection whose input the estimator differentiates. Use the exact engine "
+                               "(knockout.run_sweep) for this model.")
+    return proj
+
+
+def _check_model(adapter) -> None:
+    cfg = adapter.model.config.get_text_config()
+    name = type(adapter.model).__name__
+    for key in ("attn_logit_softcapping", "sinks"):
+        if getattr(cfg, key, None):
+            raise AttributionError(f"{name}: its attention uses {key}, so its output is not the softmax of the "
+                                   "scores times the values that the estimator renormalises. Use the exact engine "
+                                   "(knockout.run_sweep) for this model.")
+
+
+@dataclass
+class Attribution:
+    """One question's clean run, kept for estimates: per layer ``probs[l]`` = A and ``effect[l]`` = E, each
+    ``[H, L - first_query, L]`` (see the module docstring), the answer token and the metric's clean value (its log-probability
+    unless :func:`attribute` was given another metric)."""
+
+    probs: torch.Tensor  # [n_layers, H, L - first_query, L]
+    effect: torch.Tensor
+    answer_id: int
+    logp: float
+    spans: Spans
+    first_query: int = 0  # probs/effect rows are the query positions first_query..L-1
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.probs)
+
+    def layer_delta(self, pairs: torch.Tensor, layer: int) -> float:
+        """First-order Δ log p of blocking ``pairs`` (bool ``[L, L]``, (query, key)) in ``layer`` alone."""
+        if not 0 <= layer < self.n_layers:
+            raise AttributionError(f"layer {layer} outside 0..{self.n_layers - 1}")
+        return float(self.layer_deltas(pairs, [layer])[0])
+
+    def layer_deltas(self, pairs: torch.Tensor, layers: Sequence[int] | None = None) -> np.ndarray:
+        """:meth:`layer_delta` of ``pairs`` in each of ``layers`` (default: every layer), ``[len(layers)]``."""
+        layers = list(range(self.n_layers)) if layers is None else list(layers)
+        rows = pairs.any(-1).nonzero().flatten()
+        if not len(rows):
+            return np.zeros(len(layers))
+        if int(rows[0]) < self.first_query:
+            raise AttributionError(f"the knockout blocks queries at position {int(rows[0])}, before the first "
+                                   f"position attributed ({self.first_query}): call attribute(..., "
+                                   f"first_query={int(rows[0])}) or lower")
+        m = pairs[rows].to(self.probs.dtype)  # [R, L]
+        pick = rows - self.first_query
+        a, e = self.probs[:, :, pick], self.effect[:, :, pick]  # [n_layers, H, R, L]
+        if layers != list(range(self.n_layers)):
+            a, e = a[layers], e[layers]
+        # sums in float64: 1 - s must keep its digits when the blocked keys hold nearly all the attention
+        s, eb, g0 = (torch.einsum("nhrl,rl->nhr", a, m).double(), torch.einsum("nhrl,rl->nhr", e, m).double(),
+                     e.sum(-1, dtype=torch.float64))  # [n, H, R]
+        return _renormalised(s, eb, g0).sum((1, 2)).numpy()
+
+    def delta(self, spec) -> float:
+        """First-order Δ log p of ``spec`` (any spec of :mod:`mapflow_utils.engine.specs`): the sum over its parts and
+        layers of :meth:`layer_delta`."""
+        return sum(self.layer_delta(pairs, l) for pairs, layers in spec.parts(self.spans) for l in layers)
+
+    def pct_change(self, spec) -> float:
+        """Estimated %change of the answer's probability under ``spec``: ``100·(exp(Δ log p) − 1)``."""
+        return pct(self.delta(spec))
+
+    def sweep(self, specs: Sequence) -> np.ndarray:
+        """Estimated %change per spec ``[len(specs)]``; each (pairs, layer) is computed once and shared by the
+        windows that contain it."""
+        memo: dict = {}
+        out = []
+        for spec in specs:
+            if not isinstance(spec, KnockoutSpec):
+                out.append(self.pct_change(spec))
+                continue
+            if spec.empty:
+                out.append(0.0)
+                continue
+            if spec.blocks not in memo:  # every layer of these blocks at once
+                memo[spec.blocks] = self.layer_deltas(blocked_pairs(spec.blocks, self.spans))
+            if spec.layers[-1] >= self.n_layers:
+                raise AttributionError(f"layer {spec.layers[-1]} outside 0..{self.n_layers - 1}")
+            out.append(pct(float(memo[spec.blocks][list(spec.layers)].sum())))
+        return np.array(out)
+
+    def block_map(self, blocks: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
+        """Δ log p of blocking each (query block, key block) pair in each layer alone: ``[n_layers, n, n]`` (query
+        block i, key block j). ``blocks``: ``[(name, token indices)]``, e.g. :func:`map_blocks`. Keys of one query
+        renormalise together, so cells do not add over key blocks: a union of key blocks is its own spec. Query
+        blocks before ``first_query`` (the system prompt by default) are NaN: not attributed."""
+        n, L, p0 = len(blocks), self.spans.length, self.first_query
+        onehot = torch.zeros(L, n, dtype=torch.float64)
+        for j, (_, idx) in enumerate(blocks):
+            onehot[torch.as_tensor(list(idx), dtype=torch.long), j] = 1.0
+        out = np.full((self.n_layers, n, n), np.nan)  # rows before first_query: not attributed
+        seen = onehot[:p0].sum(0) == 0  # query blocks wholly at or after first_query
+        for l in range(self.n_layers):
+            a, e = self.probs[l].double(), self.effect[l].double()
+            s, eb = a @ onehot, e @ onehot  # [H, L - p0, n]
+            d = _renormalised(s, eb, e.sum(-1, keepdim=True)).sum(0)  # [L - p0, n]: per query token and key block
+            out[l, seen.numpy()] = (onehot[p0:].T @ d).numpy()[seen.numpy()]
+        return out
+
+
+def _renormalised(s: torch.Tensor, eb: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
+    """``G·Δo`` per head and query: ``(s·g0 − eb)/(1 − s)`` with the blocked mass ``s``, the blocked keys'
+    contribution ``eb = Σ_K a_qk G·v_k`` and the whole output's ``g0 = G·o_q``; ``−g0`` where every key is blocked."""
+    full = s >= 1.0 - 1e-9
+    return torch.where(full, -g0.expand_as(s), (s * g0 - eb) / torch.where(full, torch.ones_like(s), 1.0 - s))
+
+
+def pct(delta_logp: float | np.ndarray) -> float | np.ndarray:
+    """%change of a probability whose log moves by ``delta_logp``."""
+    return 100.0 * np.expm1(delta_logp)
+
+
+def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None,
+              first_query: int | None = None) -> Attribution:
+    """One forward with gradients and one backward of ``log p(answer_id)`` at the last position: the
+    :class:`Attribution` from which every knockout of this question is estimated.
+
+    The forward runs through the knockout attention (no knockout), which records each layer's per-head attention
+    probabilities; the gradients are taken with respect to each layer's attention output only (no weight
+    gradients). Only positions from ``first_query`` on are recomputed (default: the video's first token, before
+    which no flow of the book blocks a query; the earlier positions' keys and values come from the clean run, as in
+    the exact engine's prefix reuse), so estimates of knockouts whose queries lie before it are refused. Memory: two
+    ``[H, L - first_query, L]`` float tensors per layer.
+
+    ``metric(logits [vocab]) -> scalar`` replaces ``log p`` (e.g. the answer's logit, for tests where everything
+    after a layer is linear); :meth:`Attribution.pct_change` reads the estimate as a change of ``log p`` either way.
+    """
+    _check_model(adapter)
+    name = type(adapter.model).__name__
+    lm = adapter.language_model
+    projs = [_o_proj(layer, i, name) for i, layer in enumerate(lm.layers)]
+    L = clean.length
+    p0 = spans.video.start if first_query is None else int(first_query)
+    if not 0 <= p0 < L:
+        raise AttributionError(f"first_query {p0} outside 0..{L - 1}")
+    outs: dict[int, torch.Tensor] = {}
+
+    def keeper(i):
+        def hook(_module, args):
+            outs[i] = args[0]
+        return hook
+
+    hooks = [p.register_forward_pre_hook(keeper(i)) for i, p in enumerate(projs)]
+    capture = {"rows": torch.arange(p0, L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
+    hidden, pos, cache, extra = K.suffix_inputs(adapter, clean, p0)
+    try:
+        with torch.enable_grad(), K.applied(adapter, None, spans, capture=capture):
+            out = lm(inputs_embeds=hidden.detach().requires_grad_(True), position_ids=pos, cache=cache, use_cache=cache is not None,
+                     **extra)
+            logits = adapter.lm_head(out.last_hidden_state[:, -1]).float()
+            value = torch.log_softmax(logits, -1)[0, answer_id] if metric is None else metric(logits[0])
+            grads = torch.autograd.grad(value, [outs[i] for i in range(len(projs))])
+    finally:
+        for h in hooks:
+            h.remove()
+    probs, effect = [], []
+    for i, g in enumerate(grads):
+        a = capture["out"][i][0].float()  # [H, L - p0, L]
+        H = a.shape[0]
+        v = clean.values[i][0].float()  # [H_kv, L, D]
+        v = v.repeat_interleave(H // v.shape[0], dim=0)
+        g = g[0].detach().float().reshape(L - p0, H, -1).transpose(0, 1)  # [H, L - p0, D]
+        probs.append(a)
+        effect.append(a * (g @ v.transpose(-1, -2)))
+    return Attribution(torch.stack(probs), torch.stack(effect), int(answer_id), float(value.detach()), spans, p0)
+
+
+# ------------------------------------------------------------------------------------------- the map's blocks
+
+
+def map_blocks(spans: Spans) -> list[tuple[str, list[int]]]:
+    """The rows and columns of the whole map, in sequence order: the system prompt, each frame, the question
+    sentence, the true option, the false options (together, so that questions with different numbers of options
+    share one map), the instruction, the rest of the text (template and prefill) and the last position. Empty parts
+    are left out; every token belongs to exactly one block."""
+    taken: set[int] = set()
+    parts: list[tuple[str, list[int]]] = []
+
+    def add(name, idx):
+        idx = [int(i) for i in idx if int(i) not in taken]
+        if idx:
+            taken.update(idx)
+            parts.append((name, idx))
+
+    add("system", spans.system)
+    for i, fr in enumerate(spans.frames):
+        add(f"frame {i + 1}", fr)
+    add("question", spans.non_option)
+    add("true option", spans.indices("true_option").tolist())
+    add("false options", spans.indices("false_options").tolist())
+    add("instruction", spans.instruction)
+    add("last", spans.last)
+    add("other text", [i for i in range(spans.length) if i not in taken])
+    return parts
