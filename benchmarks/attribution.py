@@ -53,16 +53,12 @@ def main() -> None:
 
     from mapflow_utils.engine import attribution, knockout as K
     from mapflow_utils import evaluate, experiments as E, models, paths
-    from mapflow_utils.models import smol
     from mapflow_utils.engine import specs as S
     from mapflow_utils.data import load_tvbench
 
-    if Path(args.model).exists():
-        _, _, ad = models.load(args.model)
-        name = args.model
-    else:
-        ad = models.adapter_for(*smol.new_model())
-        name = "fresh SmolLM2 VideoLLM (untrained projector)"
+    from common import subject
+
+    ad, name = subject(args.model)
     n = ad.num_layers
     specs = [s for blocks in E.FLOWS.values() for s in S.sweep_specs(blocks, args.window, n)]
     fmt = models.answer_format(args.model) if Path(args.model).exists() else "letter"

@@ -46,19 +46,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-    from pathlib import Path
-
-    from mapflow_utils import evaluate, experiments as E, models, paths
+    from mapflow_utils import evaluate, experiments as E, paths
     from mapflow_utils.engine import knockout as K, reference, specs as S
-    from mapflow_utils.models import smol
     from mapflow_utils.data import load_tvbench
 
-    if Path(args.model).exists():
-        _, _, ad = models.load(args.model)
-        name = args.model
-    else:
-        ad = models.adapter_for(*smol.new_model())
-        name = "fresh SmolLM2 VideoLLM (untrained projector)"
+    from common import subject
+
+    ad, name = subject(args.model)
     n = ad.num_layers
     specs = [s for blocks in E.FLOWS.values() for s in S.sweep_specs(blocks, args.window, n)]
     cross = S.sweep_specs([S.CROSS_FRAME], args.window, n)

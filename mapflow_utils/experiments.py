@@ -79,6 +79,14 @@ def lens_subset(samples, per_task: int = 8) -> list:
     return [s for items in by_task.values() for s in items[:per_task]]
 
 
+def flow_specs(flows: dict[str, tuple] | list[str], window: int, n_layers: int) -> tuple[dict[str, tuple], list]:
+    """``flows`` (names of :data:`FLOWS`, or ``{name: blocks}``) as a dict, and one spec per flow and window position
+    (flow after flow, ``n_layers`` each): what a sweep computes, exactly or estimated."""
+    if not isinstance(flows, dict):
+        flows = {f: FLOWS[f] for f in flows}
+    return flows, [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n_layers)]
+
+
 def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window: int,
                    answer_format: P.AnswerFormat = "content", only_correct: bool = True, batch_size: int = 32,
                    num_frames: int = 8, progress: bool = False, results_dir=None) -> SweepResult:
@@ -89,10 +97,8 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     resumes.
     """
 
-    if not isinstance(flows, dict):
-        flows = {f: FLOWS[f] for f in flows}
+    flows, specs = flow_specs(flows, window, adapter.num_layers)
     n = adapter.num_layers
-    specs = [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n)]
     cache = ResultCache(results_dir, "knockout_sweep", adapter, {
         "flows": {k: repr(v) for k, v in flows.items()}, "window": window, "format": answer_format,
         "num_frames": num_frames, "only_correct": only_correct})
@@ -401,10 +407,8 @@ def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
     questions, and the whole map of the same questions (every block pair of
     :func:`~mapflow_utils.engine.attribution.map_blocks` in every layer alone). Cached per sample like the sweeps."""
 
-    if not isinstance(flows, dict):
-        flows = {f: FLOWS[f] for f in flows}
+    flows, specs = flow_specs(flows, window, adapter.num_layers)
     n = adapter.num_layers
-    specs = [spec for blocks in flows.values() for spec in sweep_specs(blocks, window, n)]
     cache = ResultCache(results_dir, "estimate_sweep", adapter, {
         "flows": {k: repr(v) for k, v in flows.items()}, "window": window, "format": answer_format,
         "num_frames": num_frames, "estimator": AT.VERSION})
