@@ -35,11 +35,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def spearman(a, b) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="data/models/smol-videollm-ft")
@@ -53,6 +48,7 @@ def main() -> None:
 
     from mapflow_utils.engine import attribution, knockout as K
     from mapflow_utils import evaluate, experiments as E, models, paths
+    from mapflow_utils.results import spearman
     from mapflow_utils.engine import specs as S
     from mapflow_utils.data import load_tvbench
 
@@ -79,13 +75,11 @@ def main() -> None:
             fwd.append(time.perf_counter() - t)
         ans = prep.answer_ids[prep.predicted]
         t0 = time.perf_counter()
-        exact_p = K.run_sweep(ad, clean, prep.spans, specs, [ans])[:, 0].numpy()
+        exact = E.percent_change(prep, K.run_sweep(ad, clean, prep.spans, specs, prep.answer_ids).numpy())
         t1 = time.perf_counter()
         att = attribution.attribute(ad, clean, prep.spans, ans)
         est = att.sweep(specs)
         t2 = time.perf_counter()
-        base = float(torch.softmax(clean.logits, -1)[ans])
-        exact = (exact_p - base) / base * 100
         rows.append((s.task, clean.length, min(fwd), t1 - t0, t2 - t1, spearman(est, exact)))
     print(f"model: {name} ({n} layers); {len(specs)} specs per question (11 flows x {n} window positions, "
           f"window {args.window}); one thread")
@@ -102,6 +96,7 @@ def main() -> None:
 
 def whole_map(ad, prep, attribution, K) -> None:
     """Every causally possible (query block, key block, layer) knockout of one question, exactly and estimated."""
+    from mapflow_utils import experiments as E
     from mapflow_utils.engine.specs import PairsSpec
     from mapflow_utils.results import spearman
 
@@ -119,12 +114,10 @@ def whole_map(ad, prep, attribution, K) -> None:
                 specs += [PairsSpec({l: pairs}) for l in range(ad.num_layers)]
                 where += [(i, j, l) for l in range(ad.num_layers)]
     t0 = time.perf_counter()
-    p = K.run_sweep(ad, prep.clean, prep.spans, specs, [ans])[:, 0].numpy()
+    exact = E.percent_change(prep, K.run_sweep(ad, prep.clean, prep.spans, specs, prep.answer_ids).numpy())
     t1 = time.perf_counter()
     grid = attribution.attribute(ad, prep.clean, prep.spans, ans).block_map(blocks)
     t2 = time.perf_counter()
-    base = float(torch.softmax(prep.clean.logits, -1)[ans])
-    exact = (p - base) / base * 100
     est = np.array([attribution.pct(grid[l, i, j]) for i, j, l in where])
     print(f"whole map of one question: {len(blocks)} blocks, {len(specs)} knockouts: exact {t1 - t0:.1f} s, estimate "
           f"{t2 - t1:.2f} s -> {(t1 - t0) / (t2 - t1):.0f}x; Spearman rho over the cells {spearman(est, exact):.3f}")

@@ -23,7 +23,7 @@ from .engine.lens import answer_probability, last_position_top, top_tokens
 from .models import answer_format as own_format, default_dtype, load
 from .paper import paper_window
 from .results import (RANGE_TASK, RANGE_THRESHOLD, RANGED, RANGED_OWN, Agreement, KeyResults, MapResult,
-                      PathwayResult, SweepResult, interval_means, interval_size, ranges_from_sweep)
+                      PathwayResult, Ranges, SweepResult, interval_means, interval_size, ranges_from_sweep)
 from .engine.specs import CROSS_FRAME, Block, KnockoutSpec, sweep_specs, window as window_layers
 
 
@@ -108,27 +108,42 @@ def knockout_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         if only_correct and not prep.correct:
             return {"correct": np.array(0)}
         probs = run_sweep(adapter, prep.clean, prep.spans, specs, prep.answer_ids, batch_size=batch_size).numpy()
-        pred = prep.predicted
-        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
-        return {"correct": np.array(int(prep.correct)), "change": ((probs[:, pred] - base) / base * 100)}
+        return {"correct": np.array(int(prep.correct)), "change": percent_change(prep, probs)}
 
+    sweep, _ = _collect_sweep(samples, cache, compute, flows, n, window, "knockout sweep", progress,
+                              lambda r: "change" in r and (not only_correct or int(r["correct"])))
+    if only_correct:
+        require_correct(len(sweep.tasks), sum(sweep.n_seen.values()), model_name(adapter), "the knockout sweep")
+    return sweep
+
+
+def _collect_sweep(samples, cache, compute, flows, n: int, window: int, what: str, progress: bool, keep):
+    """The per-question loop of a sweep: cached results (``compute`` on a miss), questions that fail listed and
+    left out, the kept ones' ``change`` split per flow: ``(SweepResult, kept raw results)``."""
     change: dict[str, list] = {f: [] for f in flows}
-    tasks, seen, skipped = [], {}, []
-    for s in progress_bar(samples, "knockout sweep", progress):
+    tasks, seen, skipped, kept = [], {}, [], []
+    for s in progress_bar(samples, what, progress):
         r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
         if r is None:
             continue
         seen[s.task] = seen.get(s.task, 0) + 1
-        if "change" not in r or (only_correct and not int(r["correct"])):
+        if not keep(r):
             continue
         for i, name in enumerate(flows):
             change[name].append(r["change"][i * n:(i + 1) * n])
         tasks.append(s.task)
-    report_skipped(skipped, "knockout sweep")
-    if only_correct:
-        require_correct(len(tasks), sum(seen.values()), model_name(adapter), "the knockout sweep")
+        kept.append(r)
+    report_skipped(skipped, what)
     arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
-    return SweepResult(arr, tasks, seen, window, skipped)
+    return SweepResult(arr, tasks, seen, window, skipped), kept
+
+
+def percent_change(prep: Prepared, probs: np.ndarray) -> np.ndarray:
+    """%change of the clean prediction's probability under each knockout (``probs``: :func:`run_sweep`'s
+    ``[specs, answers]``), the paper's metric."""
+    pred = prep.predicted
+    base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
+    return (probs[:, pred] - base) / base * 100
 
 
 def pair_sweeps(video, image, samples, flows, window: int, answer_format: P.AnswerFormat = "content",
@@ -422,29 +437,16 @@ def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         return {"correct": np.array(1), "change": att.sweep(specs), "map": att.block_map(blocks),
                 "names": np.array([b for b, _ in blocks])}
 
-    change: dict[str, list] = {f: [] for f in flows}
-    tasks, seen, skipped, maps, names = [], {}, [], [], []
-    for s in progress_bar(samples, "first-order estimate", progress):
-        r = guarded(s, lambda: cache.get_or_compute(s, lambda: compute(s)), skipped)
-        if r is None:
-            continue
-        seen[s.task] = seen.get(s.task, 0) + 1
-        if not int(r["correct"]):
-            continue
-        for i, name in enumerate(flows):
-            change[name].append(r["change"][i * n:(i + 1) * n])
-        tasks.append(s.task)
-        maps.append(r["map"])
-        names.append([str(x) for x in r["names"]])
-    report_skipped(skipped, "first-order estimate")
-    require_correct(len(tasks), sum(seen.values()), model_name(adapter), "the first-order estimate")
+    sweep, kept = _collect_sweep(samples, cache, compute, flows, n, window, "first-order estimate", progress,
+                                 lambda r: bool(int(r["correct"])))
+    require_correct(len(sweep.tasks), sum(sweep.n_seen.values()), model_name(adapter), "the first-order estimate")
+    maps, names = [r["map"] for r in kept], [[str(x) for x in r["names"]] for r in kept]
     order = list(dict.fromkeys(x for ns in names for x in ns))  # blocks of every question, in sequence order
-    grid = np.full((len(tasks), n, len(order), len(order)), np.nan)
+    grid = np.full((len(kept), n, len(order), len(order)), np.nan)
     for q, (m, ns) in enumerate(zip(maps, names)):
         at = [order.index(x) for x in ns]
         grid[q][:, np.array(at)[:, None], np.array(at)[None, :]] = m
-    arr = {f: np.array(v).reshape(len(tasks), n) for f, v in change.items()}
-    return SweepResult(arr, tasks, seen, window, skipped), MapResult(order, grid, tasks)
+    return sweep, MapResult(order, grid, sweep.tasks)
 
 
 def exact_sweep(adapter, samples, window: int, answer_format: P.AnswerFormat = "content", num_frames: int = 8,
@@ -479,8 +481,8 @@ class ConfirmedRanges:
     candidates), the candidate positions per flow, and the exact specs run (``exact_specs``) against the exhaustive
     sweep's (``exhaustive_specs``), both counted over the questions."""
 
-    estimated: object
-    confirmed: object
+    estimated: Ranges
+    confirmed: Ranges
     candidates: dict[str, list[int]]
     exact_specs: int
     exhaustive_specs: int
@@ -512,9 +514,7 @@ def confirm_ranges(adapter, samples, estimate: SweepResult, window: int, answer_
         if not prep.correct or not spec_objs:
             return {"correct": np.array(int(prep.correct))}
         probs = run_sweep(adapter, prep.clean, prep.spans, spec_objs, prep.answer_ids, batch_size=batch_size).numpy()
-        pred = prep.predicted
-        base = float(torch.softmax(prep.clean.logits, -1)[prep.answer_ids[pred]])
-        return {"correct": np.array(1), "change": (probs[:, pred] - base) / base * 100}
+        return {"correct": np.array(1), "change": percent_change(prep, probs)}
 
     mixed = {f: estimate.change[f].copy() for f in estimate.change}
     rows = [i for i, t in enumerate(estimate.tasks) if task is None or t == task]

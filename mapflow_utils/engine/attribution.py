@@ -89,13 +89,17 @@ class Attribution:
 
     def layer_delta(self, pairs: torch.Tensor, layer: int) -> float:
         """First-order Δ log p of blocking ``pairs`` (bool ``[L, L]``, (query, key)) in ``layer`` alone."""
-        if not 0 <= layer < self.n_layers:
-            raise AttributionError(f"layer {layer} outside 0..{self.n_layers - 1}")
         return float(self.layer_deltas(pairs, [layer])[0])
+
+    def _layers(self, layers: Sequence[int]) -> list[int]:
+        bad = [l for l in layers if not 0 <= l < self.n_layers]
+        if bad:
+            raise AttributionError(f"layer {bad[0]} outside 0..{self.n_layers - 1}")
+        return list(layers)
 
     def layer_deltas(self, pairs: torch.Tensor, layers: Sequence[int] | None = None) -> np.ndarray:
         """:meth:`layer_delta` of ``pairs`` in each of ``layers`` (default: every layer), ``[len(layers)]``."""
-        layers = list(range(self.n_layers)) if layers is None else list(layers)
+        layers = list(range(self.n_layers)) if layers is None else self._layers(layers)
         rows = pairs.any(-1).nonzero().flatten()
         if not len(rows):
             return np.zeros(len(layers))
@@ -116,7 +120,7 @@ class Attribution:
     def delta(self, spec) -> float:
         """First-order Δ log p of ``spec`` (any spec of :mod:`mapflow_utils.engine.specs`): the sum over its parts and
         layers of :meth:`layer_delta`."""
-        return sum(self.layer_delta(pairs, l) for pairs, layers in spec.parts(self.spans) for l in layers)
+        return float(sum(self.layer_deltas(pairs, layers).sum() for pairs, layers in spec.parts(self.spans)))
 
     def pct_change(self, spec) -> float:
         """Estimated %change of the answer's probability under ``spec``: ``100·(exp(Δ log p) − 1)``."""
@@ -136,9 +140,7 @@ class Attribution:
                 continue
             if spec.blocks not in memo:  # every layer of these blocks at once
                 memo[spec.blocks] = self.layer_deltas(blocked_pairs(spec.blocks, self.spans))
-            if spec.layers[-1] >= self.n_layers:
-                raise AttributionError(f"layer {spec.layers[-1]} outside 0..{self.n_layers - 1}")
-            out.append(pct(float(memo[spec.blocks][list(spec.layers)].sum())))
+            out.append(pct(float(memo[spec.blocks][self._layers(spec.layers)].sum())))
         return np.array(out)
 
     def block_map(self, blocks: Sequence[tuple[str, Sequence[int]]]) -> np.ndarray:
