@@ -200,7 +200,12 @@ class MapResult:
             return np.full(self.delta.shape[1:], np.nan)
         with warnings.catch_warnings():  # cells no question attributes (the system prompt's rows) stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(100.0 * np.expm1(d), axis=0)
+            return np.nanmean(pct(d), axis=0)
+
+
+def pct(delta_logp: float | np.ndarray) -> float | np.ndarray:
+    """%change of a probability whose log moves by ``delta_logp``."""
+    return 100.0 * np.expm1(delta_logp)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

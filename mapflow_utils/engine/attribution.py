@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from . import knockout as K
+from ..results import pct
 from ..spans import Spans
 from .specs import KnockoutSpec, blocked_pairs
 
@@ -167,11 +168,6 @@ def _renormalised(s: torch.Tensor, eb: torch.Tensor, g0: torch.Tensor) -> torch.
     contribution ``eb = Σ_K a_qk G·v_k`` and the whole output's ``g0 = G·o_q``; ``−g0`` where every key is blocked."""
     full = s >= 1.0 - 1e-9
     return torch.where(full, -g0.expand_as(s), (s * g0 - eb) / torch.where(full, torch.ones_like(s), 1.0 - s))
-
-
-def pct(delta_logp: float | np.ndarray) -> float | np.ndarray:
-    """%change of a probability whose log moves by ``delta_logp``."""
-    return 100.0 * np.expm1(delta_logp)
 
 
 def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None,
