@@ -14,6 +14,7 @@ import torch
 
 from . import prompts as P
 from .data import DataError, QASample
+from .engine.attribution import recorded_run
 from .engine.knockout import Clean, clean_run
 from .spans import Spans, answer_token_ids, find_spans
 from .synthetic import IMAGE_KINDS, image_sample
@@ -41,10 +42,13 @@ class Prepared:
 
 
 def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter", num_frames: int = 8,
-            frames: np.ndarray | None = None, system_prompt: str | None = P.SYSTEM_PROMPT) -> Prepared:
+            frames: np.ndarray | None = None, system_prompt: str | None = P.SYSTEM_PROMPT,
+            graph: bool = False) -> Prepared:
     """Render the prompt, run the processor, locate spans and answer tokens, and do the clean run.
 
-    ``frames`` overrides the decoded video (e.g. the single-frame controls).
+    ``frames`` overrides the decoded video (e.g. the single-frame controls). ``graph=True`` keeps the clean run's
+    autograd graph from the video's first token on for one first-order estimate
+    (:func:`mapflow_utils.engine.attribution.recorded_run`): the same numbers, the estimate's forward saved.
     """
     name = type(adapter.model).__name__
     prompt = P.build_prompt(adapter.processor, sample.question, sample.candidates, answer_format, task=sample.task,
@@ -55,7 +59,8 @@ def prepare(adapter, sample: QASample, answer_format: P.AnswerFormat = "letter",
     spans = find_spans(prompt, ids, adapter.tokenizer, lambda v: adapter.frame_ranges(ids[0], v, len(video)),
                        sample.answer_index, model_name=name, system_prompt=system_prompt)
     answers = answer_token_ids(prompt, adapter.tokenizer, model_name=name)
-    return Prepared(sample, prompt, dict(inputs), spans, answers, clean_run(adapter, inputs))
+    clean = recorded_run(adapter, inputs, spans.video.start) if graph else clean_run(adapter, inputs)
+    return Prepared(sample, prompt, dict(inputs), spans, answers, clean)
 
 
 def progress_bar(items, desc: str, on: bool):

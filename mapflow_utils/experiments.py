@@ -429,7 +429,7 @@ def estimate_sweep(adapter, samples, flows: dict[str, tuple] | list[str], window
         "num_frames": num_frames, "estimator": AT.VERSION})
 
     def compute(s):
-        prep = prepare(adapter, s, answer_format, num_frames)
+        prep = prepare(adapter, s, answer_format, num_frames, graph=True)
         if not prep.correct:
             return {"correct": np.array(0)}
         att = AT.attribute(adapter, prep.clean, prep.spans, prep.answer_ids[prep.predicted])

@@ -30,6 +30,7 @@ as the chapters measure baseline-correct questions.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -44,7 +45,7 @@ from .specs import KnockoutSpec, blocked_pairs
 
 #: Version of the estimate's arithmetic: part of the key of every cached estimate (bump it when a change here changes
 #: the numbers).
-VERSION = 1
+VERSION = 2
 
 
 class AttributionError(ValueError):
@@ -170,6 +171,63 @@ def _renormalised(s: torch.Tensor, eb: torch.Tensor, g0: torch.Tensor) -> torch.
     return torch.where(full, -g0.expand_as(s), (s * g0 - eb) / torch.where(full, torch.ones_like(s), 1.0 - s))
 
 
+@dataclass
+class Graph:
+    """A clean run's autograd graph, kept for one backward (:func:`recorded_run`): per layer the attention output
+    entering ``o_proj`` (``outputs[l]`` ``[1, L, H·D]``, in the graph) and the attention probabilities of the query
+    rows from ``first_query`` on (``heads[l]`` ``[H, L - first_query, L]``, detached), and the last position's
+    logits ``[vocab]`` (in the graph)."""
+
+    outputs: list
+    heads: list
+    logits: torch.Tensor
+    first_query: int
+
+
+@contextlib.contextmanager
+def _attention_outputs(adapter, outs: dict, leaf: bool = False):
+    """Keep each text layer's attention output (the input of ``o_proj``) in ``outs[layer]`` during a forward;
+    ``leaf``: make layer 0's a leaf that requires grad when nothing before it does (frozen weights), so that the
+    graph starts there and no backward runs through layer 0's attention or the embeddings."""
+    name = type(adapter.model).__name__
+    projs = [_o_proj(layer, i, name) for i, layer in enumerate(adapter.language_model.layers)]
+
+    def keeper(i):
+        def hook(_module, args):
+            if leaf and i == 0 and not args[0].requires_grad:
+                args[0].requires_grad_(True)
+            outs[i] = args[0]
+        return hook
+
+    hooks = [p.register_forward_pre_hook(keeper(i)) for i, p in enumerate(projs)]
+    try:
+        yield outs
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def recorded_run(adapter, inputs, first_query: int) -> K.Clean:
+    """:func:`~mapflow_utils.engine.knockout.clean_run` with its graph kept (``clean.graph``, a :class:`Graph`) for
+    one :func:`attribute`, which then only runs the backward: the clean run every experiment makes anyway doubles as
+    the estimate's forward. The run's numbers are the plain clean run's (the attention weights are recorded beside
+    it, not through it); its graph holds the activations of every layer (about 8 MB per layer and 250 tokens for a
+    576-wide model) until :func:`attribute` uses it."""
+    _check_model(adapter)
+    outs: dict[int, torch.Tensor] = {}
+    capture = {"rows": torch.arange(first_query, _length(inputs)), "layers": set(range(adapter.num_layers)),
+               "out": {}, "heads": True}
+    with _attention_outputs(adapter, outs, leaf=True):
+        clean, logits = K.clean_run(adapter, inputs, capture=capture, grad=True)
+    clean.graph = Graph([outs[i] for i in range(adapter.num_layers)],
+                        [capture["out"][i][0] for i in range(adapter.num_layers)], logits, int(first_query))
+    return clean
+
+
+def _length(inputs) -> int:
+    return int(inputs["input_ids"].shape[-1])
+
+
 def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None,
               first_query: int | None = None) -> Attribution:
     """One forward with gradients and one backward of ``log p(answer_id)`` at the last position: the
@@ -182,47 +240,49 @@ def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None
     the exact engine's prefix reuse), so estimates of knockouts whose queries lie before it are refused. Memory: two
     ``[H, L - first_query, L]`` float tensors per layer.
 
+    A clean run recorded with its graph (:func:`recorded_run`, ``prepare(..., graph=True)``) saves the forward: the
+    first call then runs only the backward (the same numbers to float precision: tested) and releases the graph.
+
     ``metric(logits [vocab]) -> scalar`` replaces ``log p`` (e.g. the answer's logit, for tests where everything
     after a layer is linear); :meth:`Attribution.pct_change` reads the estimate as a change of ``log p`` either way.
     """
     _check_model(adapter)
-    name = type(adapter.model).__name__
-    lm = adapter.language_model
-    projs = [_o_proj(layer, i, name) for i, layer in enumerate(lm.layers)]
     L = clean.length
     p0 = spans.video.start if first_query is None else int(first_query)
     if not 0 <= p0 < L:
         raise AttributionError(f"first_query {p0} outside 0..{L - 1}")
-    outs: dict[int, torch.Tensor] = {}
-
-    def keeper(i):
-        def hook(_module, args):
-            outs[i] = args[0]
-        return hook
-
-    hooks = [p.register_forward_pre_hook(keeper(i)) for i, p in enumerate(projs)]
-    capture = {"rows": torch.arange(p0, L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
-    hidden, pos, cache, extra = K.suffix_inputs(adapter, clean, p0)
-    try:
-        with torch.enable_grad(), K.applied(adapter, None, spans, capture=capture):
-            out = lm(inputs_embeds=hidden.detach().requires_grad_(True), position_ids=pos, cache=cache, use_cache=cache is not None,
-                     **extra)
-            logits = adapter.lm_head(out.last_hidden_state[:, -1]).float()
-            value = torch.log_softmax(logits, -1)[0, answer_id] if metric is None else metric(logits[0])
-            grads = torch.autograd.grad(value, [outs[i] for i in range(len(projs))])
-    finally:
-        for h in hooks:
-            h.remove()
+    graph = clean.graph
+    if isinstance(graph, Graph) and graph.first_query <= p0:
+        clean.graph = None  # one backward per recorded run: the graph is freed by it
+        with torch.enable_grad():
+            value = _metric(graph.logits, answer_id, metric)
+            grads = [g[0, p0:] for g in torch.autograd.grad(value, graph.outputs)]
+        heads = [h[:, p0 - graph.first_query:] for h in graph.heads]
+    else:
+        outs: dict[int, torch.Tensor] = {}
+        capture = {"rows": torch.arange(p0, L), "layers": set(range(adapter.num_layers)), "out": {}, "heads": True}
+        hidden, pos, cache, extra = K.suffix_inputs(adapter, clean, p0)
+        with torch.enable_grad(), _attention_outputs(adapter, outs), K.applied(adapter, None, spans, capture=capture):
+            out = adapter.language_model(inputs_embeds=hidden.detach().requires_grad_(True), position_ids=pos,
+                                         cache=cache, use_cache=cache is not None, **extra)
+            value = _metric(adapter.lm_head(out.last_hidden_state[:, -1])[0].float(), answer_id, metric)
+            grads = [g[0] for g in torch.autograd.grad(value, [outs[i] for i in range(adapter.num_layers)])]
+        heads = [capture["out"][i][0] for i in range(adapter.num_layers)]
     probs, effect = [], []
     for i, g in enumerate(grads):
-        a = capture["out"][i][0].float()  # [H, L - p0, L]
+        a = heads[i].float()  # [H, L - p0, L]
         H = a.shape[0]
         v = clean.values[i][0].float()  # [H_kv, L, D]
         v = v.repeat_interleave(H // v.shape[0], dim=0)
-        g = g[0].detach().float().reshape(L - p0, H, -1).transpose(0, 1)  # [H, L - p0, D]
+        g = g.detach().float().reshape(L - p0, H, -1).transpose(0, 1)  # [H, L - p0, D]
         probs.append(a)
         effect.append(a * (g @ v.transpose(-1, -2)))
     return Attribution(torch.stack(probs), torch.stack(effect), int(answer_id), float(value.detach()), spans, p0)
+
+
+def _metric(logits: torch.Tensor, answer_id: int, metric):
+    """``log p(answer_id)`` from last-position ``logits [vocab]``, or ``metric(logits)``."""
+    return torch.log_softmax(logits, -1)[answer_id] if metric is None else metric(logits)
 
 
 # ------------------------------------------------------------------------------------------- the map's blocks

@@ -78,10 +78,13 @@ def knockout_attention(module, query, key, value, attention_mask, **kwargs):
     parts = [] if plan is None else [(p, a[layer]) for p, a in [(plan.pairs, plan.active)] + plan.more
                                       if layer in a]
     capture = plan is not None and plan.capture is not None and layer in plan.capture["layers"]
-    if not parts and not capture:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     q_len, kv_len = query.shape[2], key.shape[2]
     q0 = kv_len - q_len  # absolute position of the first query (no left padding inside the engine)
+    if not parts:  # nothing blocked: the model's own path (the same numbers as without the engine), weights aside
+        if capture:
+            _capture(plan, layer, module, query, key, _allowed(attention_mask, q_len, kv_len, query.device), q0,
+                     kwargs.get("scaling"))
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     allowed = _allowed(attention_mask, q_len, kv_len, query.device)
     lo = q0 - (plan.q_start if plan is not None else 0)
     for pairs, rows_active in parts:
@@ -108,6 +111,8 @@ def _capture(plan, layer, module, query, key, allowed, q0, scaling) -> None:
     if not keep.any():
         return
     rows = rows[keep]
+    if len(rows) > 1 and bool((rows.diff() == 1).all()):  # a run of positions: a view, not a gather
+        rows = slice(int(rows[0]), int(rows[-1]) + 1)
     n_rep = query.shape[1] // key.shape[1]
     k = key.repeat_interleave(n_rep, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
@@ -212,6 +217,8 @@ class Clean:
         layer_inputs: per layer, the hidden states entering it ``[1, L, d]``; ``layer_inputs[n_layers]`` is the
             last layer's output before the final norm.
         logits: last-position logits ``[vocab]``.
+        graph: the run's autograd graph, kept for one backward, when it was recorded for the first-order estimate
+            (:func:`mapflow_utils.engine.attribution.recorded_run`), else None.
     """
 
     embeds: torch.Tensor
@@ -221,6 +228,7 @@ class Clean:
     values: list
     layer_inputs: list
     logits: torch.Tensor
+    graph: object | None = None
 
     @property
     def length(self) -> int:
@@ -260,9 +268,13 @@ def _expand_pos(pos: torch.Tensor | None, start: int, batch: int, length: int, d
     return pos.expand(*pos.shape[:-2], batch, pos.shape[-1])
 
 
-@torch.no_grad()
-def clean_run(adapter, inputs) -> Clean:
-    """The clean run of one processed sample (batch 1), through the same text-model path the knockouts use."""
+def clean_run(adapter, inputs, capture: dict | None = None, grad: bool = False):
+    """The clean run of one processed sample (batch 1), through the same text-model path the knockouts use.
+
+    ``capture`` (as for :func:`applied`) records attention weights on the way without changing the run's numbers;
+    ``grad=True`` runs with autograd on and returns ``(clean, logits)`` with the last position's logits still in
+    the graph (the :class:`Clean` itself holds detached tensors only), for
+    :func:`mapflow_utils.engine.attribution.recorded_run`."""
     enable(adapter.model)
     embeds, pos, extra = capture_lm_inputs(adapter, inputs)
     layer_inputs: list = []
@@ -270,18 +282,18 @@ def clean_run(adapter, inputs) -> Clean:
     modules = list(adapter.language_model.layers) + [adapter.final_norm]
     hooks = [m.register_forward_pre_hook(record, with_kwargs=True) for m in modules]
     try:
-        with _plan(_Plan(None, 0, {})) as plan:
+        with torch.set_grad_enabled(grad), _plan(_Plan(None, 0, {}, capture=capture)) as plan:
             out = adapter.language_model(inputs_embeds=embeds, position_ids=pos, use_cache=True, **extra)
+            logits = adapter.lm_head(out.last_hidden_state[:, -1])[0].float()
     finally:
         for h in hooks:
             h.remove()
     _check_calls(plan, adapter.num_layers, 1)
     cache = out.cache if hasattr(out, "cache") else out.past_key_values
-    keys = [cache.layers[i].keys for i in range(adapter.num_layers)]
-    values = [cache.layers[i].values for i in range(adapter.num_layers)]
-    last = out.last_hidden_state[:, -1]
-    logits = adapter.lm_head(last)[0].float()
-    return Clean(embeds, pos, extra, keys, values, layer_inputs, logits)
+    keys = [cache.layers[i].keys.detach() for i in range(adapter.num_layers)]
+    values = [cache.layers[i].values.detach() for i in range(adapter.num_layers)]
+    clean = Clean(embeds, pos, extra, keys, values, layer_inputs, logits.detach())
+    return (clean, logits) if grad else clean
 
 
 def _check_calls(plan: _Plan, n_layers: int, expected: int | None, layers: Iterable[int] | None = None) -> None:
