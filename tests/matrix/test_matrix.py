@@ -34,11 +34,28 @@ def tiny_dirs(tmp_path_factory):
     return {name: save_tiny(name, root / name, seed=SEEDS.get(name, 0)) for name in LAYOUTS}
 
 
+@pytest.fixture(scope="module")
+def kernels():
+    """One kept kernel per class (runner.Kernel: each run starts from an empty namespace in its own folder), so a
+    class's chapters share one kernel start and one set of imports; the chapters' own tests (tests/test_chapters.py)
+    run each in a fresh kernel. The previous class's kernel is shut down when the next class starts."""
+    kept: dict[str, runner.Kernel] = {}
+
+    def get(family: str) -> runner.Kernel:
+        for other in [f for f in kept if f != family]:
+            kept.pop(other).close()
+        return kept.setdefault(family, runner.Kernel())
+
+    yield get
+    for k in kept.values():
+        k.close()
+
+
 #: Every supported class, and the paper's subjects in their published layouts (PLLaVA-style Video-FT, its llava-v1.6
-#: base, InternVL-Chat V1.5 converted on load).
-@pytest.mark.parametrize("family", list(LAYOUTS))
+#: base, InternVL-Chat V1.5 converted on load). Chapters vary fastest, so a class's runs are consecutive.
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
+@pytest.mark.parametrize("family", list(LAYOUTS))
+def test_chapter_on_class(chapter, family, tiny_dirs, kernels, tmp_path):
     import papermill
 
     model = str(tiny_dirs[family])
@@ -53,7 +70,7 @@ def test_chapter_on_class(chapter, family, tiny_dirs, tmp_path):
     if "results_dir" in names:
         params["results_dir"] = str(tmp_path / "cache")
     try:
-        out = runner.run_chapter(chapter, params, out=tmp_path, progress=False)
+        out = runner.run_chapter(chapter, params, out=tmp_path, progress=False, kernel=kernels(family))
     except papermill.PapermillExecutionError as e:
         assert e.ename in CLEAR, f"{chapter} on {family}: {e.ename}: {e.evalue}"
         assert CLEAR[e.ename] in e.evalue, e.evalue
