@@ -78,3 +78,55 @@ def last_token_probe(model, processor, task: str, n: int = 120, seed: int = 3133
             for k in range(states.shape[1])]
     best = int(np.argmax(accs))
     return {"best": accs[best], "layer": best, "majority": round(float(torch.bincount(y[m:]).max()) / (n - m), 4)}
+
+
+class _AttentionReadout(nn.Module):
+    """One attention layer reading a label from a set of tokens: per query (e.g. the asked colour) ``heads``
+    learned query vectors attend over the tokens (features + a learned frame-index embedding when given)."""
+
+    def __init__(self, d: int, queries: int, classes: int, frames: int, width: int = 64, heads: int = 4):
+        super().__init__()
+        self.inp = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, width))
+        self.frame = nn.Embedding(frames, width) if frames else None
+        self.q = nn.Parameter(torch.randn(queries, heads, width) * width ** -0.5)
+        self.k, self.v = nn.Linear(width, heads * width), nn.Linear(width, heads * width)
+        self.out = nn.Sequential(nn.GELU(), nn.Linear(heads * width, classes))
+        self.heads, self.width = heads, width
+
+    def forward(self, x: torch.Tensor, query: torch.Tensor, frame: torch.Tensor | None) -> torch.Tensor:
+        z = self.inp(x)  # [n, T, w]
+        if self.frame is not None:
+            z = z + self.frame(frame)[None]
+        n, t, _ = z.shape
+        k = self.k(z).view(n, t, self.heads, self.width)
+        v = self.v(z).view(n, t, self.heads, self.width)
+        a = torch.einsum("nhw,nthw->nht", self.q[query], k).softmax(-1)  # [n, heads, T]
+        return self.out(torch.einsum("nht,nthw->nhw", a, v).reshape(n, -1))
+
+
+def fit_attention_probe(x_train: torch.Tensor, q_train: torch.Tensor, y_train: torch.Tensor,
+                        x_test: torch.Tensor, q_test: torch.Tensor, y_test: torch.Tensor, classes: int,
+                        frame: torch.Tensor | None = None, epochs: int = 150, lr: float = 2e-3,
+                        seed: int = 0) -> float:
+    """Held-out accuracy of one attention layer reading a label from a token set: ``x [n, T, d]`` (e.g. a
+    clip's video tokens), ``q [n]`` which learned query to use (e.g. the asked colour: what a question tells the
+    model), ``frame [T]`` each token's frame index (what RoPE offsets give an LLM) or ``None`` (no time). It asks
+    whether the label is *readable by attention* from the tokens, a looser and fairer test than a linear probe on
+    thousands of concatenated features."""
+    torch.manual_seed(seed)
+    net = _AttentionReadout(x_train.shape[-1], int(max(q_train.max(), q_test.max())) + 1, classes,
+                            0 if frame is None else int(frame.max()) + 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
+    g = torch.Generator().manual_seed(seed)
+    x_train, x_test = x_train.float(), x_test.float()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x_train), generator=g)
+        for i in range(0, len(x_train), 64):
+            b = perm[i:i + 64]
+            loss = F.cross_entropy(net(x_train[b], q_train[b], frame), y_train[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        pred = net(x_test, q_test, frame).argmax(1)
+    return round(float((pred == y_test).float().mean()), 4)
