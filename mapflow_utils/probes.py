@@ -82,7 +82,8 @@ def last_token_probe(model, processor, task: str, n: int = 120, seed: int = 3133
 
 class _AttentionReadout(nn.Module):
     """One attention layer reading a label from a set of tokens: per query (e.g. the asked colour) ``heads``
-    learned query vectors attend over the tokens (features + a learned frame-index embedding when given)."""
+    learned query vectors attend over the tokens (features + a learned frame-index embedding when given); an MLP
+    reads the heads together (so it can compare them, e.g. a square's place early and late)."""
 
     def __init__(self, d: int, queries: int, classes: int, frames: int, width: int = 64, heads: int = 4):
         super().__init__()
@@ -90,7 +91,7 @@ class _AttentionReadout(nn.Module):
         self.frame = nn.Embedding(frames, width) if frames else None
         self.q = nn.Parameter(torch.randn(queries, heads, width) * width ** -0.5)
         self.k, self.v = nn.Linear(width, heads * width), nn.Linear(width, heads * width)
-        self.out = nn.Sequential(nn.GELU(), nn.Linear(heads * width, classes))
+        self.out = nn.Sequential(nn.Linear(heads * width, width), nn.GELU(), nn.Linear(width, classes))
         self.heads, self.width = heads, width
 
     def forward(self, x: torch.Tensor, query: torch.Tensor, frame: torch.Tensor | None) -> torch.Tensor:
@@ -106,7 +107,7 @@ class _AttentionReadout(nn.Module):
 
 def fit_attention_probe(x_train: torch.Tensor, q_train: torch.Tensor, y_train: torch.Tensor,
                         x_test: torch.Tensor, q_test: torch.Tensor, y_test: torch.Tensor, classes: int,
-                        frame: torch.Tensor | None = None, epochs: int = 150, lr: float = 2e-3,
+                        frame: torch.Tensor | None = None, epochs: int = 100, lr: float = 2e-3,
                         seed: int = 0) -> float:
     """Held-out accuracy of one attention layer reading a label from a token set: ``x [n, T, d]`` (e.g. a
     clip's video tokens), ``q [n]`` which learned query to use (e.g. the asked colour: what a question tells the
