@@ -53,8 +53,8 @@ $(WIDGETS_JS) &:  ## ipywidgets' static renderer, from the npm registry, so widg
 test-matrix: install  ## every chapter that takes a model x every supported class (tiny random weights)
 	$(VENV)/bin/pytest tests/matrix
 
-test-assignments: install  ## every classroom assignment: otter assign, then otter run on solution, blank and planted mistakes
-	$(VENV)/bin/pytest tests/assignments
+test-assignments: install assignments  ## every classroom assignment: otter assign (make assignments), then otter run on solution, blank and planted mistakes
+	MAPFLOW_ASSIGNMENTS_BUILT=1 $(VENV)/bin/pytest tests/assignments
 
 test-slurm: install  ## a one-node Slurm cluster on localhost (installed from Debian if missing): a chapter as an array of shards through tools/mapflow.sbatch, then the page with afterok
 	$(VENV)/bin/pytest tests/slurm

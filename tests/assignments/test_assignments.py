@@ -5,6 +5,7 @@ on every autograded question, and each planted common mistake a loss of exactly 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -47,14 +48,25 @@ NAMED = {
 PRESENT = [a for a in classroom.ASSIGNMENTS if (classroom.ASSIGNMENTS_DIR / a / f"{a}.md").exists()]
 
 
+#: Set by ``make test-assignments``, which has just run ``make assignments`` (the same ``otter assign`` into
+#: ``dist/assignments``, shared with the pages tier): the tests grade that build instead of building again.
+REUSE = "MAPFLOW_ASSIGNMENTS_BUILT"
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """Each assignment built once per module (``otter assign`` fails if a solution fails one of its tests)."""
+    """Each assignment built once (``otter assign`` fails if a solution fails one of its tests): the build `make`
+    just made when it says so (:data:`REUSE`), else a new one per module. Tests only read it."""
     cache: dict[str, Path] = {}
+    reuse = os.environ.get(REUSE) == "1"
 
     def get(name: str) -> Path:
         if name not in cache:
-            cache[name] = classroom.build(name, tmp_path_factory.mktemp(name) / "dist")
+            made = classroom.DIST / name
+            if reuse and list((made / "autograder").glob("*-autograder_*.zip")):
+                cache[name] = made
+            else:
+                cache[name] = classroom.build(name, tmp_path_factory.mktemp(name) / "dist")
         return cache[name]
     return get
 
