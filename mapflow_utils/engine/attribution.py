@@ -111,6 +111,8 @@ class Attribution:
                                    f"first_query={int(rows[0])}) or lower")
         m = pairs[rows].to(self.probs.dtype)  # [R, L]
         pick = rows - self.first_query
+        if bool((pick.diff() == 1).all()):  # a run of query positions (most flows): a view, not a copy
+            pick = slice(int(pick[0]), int(pick[-1]) + 1)
         a, e = self.probs[:, :, pick], self.effect[:, :, pick]  # [n_layers, H, R, L]
         if layers != list(range(self.n_layers)):
             a, e = a[layers], e[layers]
@@ -268,16 +270,16 @@ def attribute(adapter, clean: K.Clean, spans: Spans, answer_id: int, metric=None
             value = _metric(adapter.lm_head(out.last_hidden_state[:, -1])[0].float(), answer_id, metric)
             grads = [g[0] for g in torch.autograd.grad(value, [outs[i] for i in range(adapter.num_layers)])]
         heads = [capture["out"][i][0] for i in range(adapter.num_layers)]
-    probs, effect = [], []
+    H = heads[0].shape[0]
+    probs = torch.empty(len(grads), H, L - p0, L)  # filled layer by layer: no stacked copies
+    effect = torch.empty_like(probs)
     for i, g in enumerate(grads):
-        a = heads[i].float()  # [H, L - p0, L]
-        H = a.shape[0]
+        probs[i] = heads[i]  # [H, L - p0, L]
         v = clean.values[i][0].float()  # [H_kv, L, D]
         v = v.repeat_interleave(H // v.shape[0], dim=0)
         g = g.detach().float().reshape(L - p0, H, -1).transpose(0, 1)  # [H, L - p0, D]
-        probs.append(a)
-        effect.append(a * (g @ v.transpose(-1, -2)))
-    return Attribution(torch.stack(probs), torch.stack(effect), int(answer_id), float(value.detach()), spans, p0)
+        torch.matmul(g, v.transpose(-1, -2), out=effect[i]).mul_(probs[i])
+    return Attribution(probs, effect, int(answer_id), float(value.detach()), spans, p0)
 
 
 def _metric(logits: torch.Tensor, answer_id: int, metric):
