@@ -23,12 +23,13 @@ layer alone, the causally possible ones): exactly, one knockout each through ``k
 estimate's backward and ``Attribution.block_map`` on a recorded run.
 
 Measured 2026-12-02 on this project's machine (one thread, nothing else running, the book's subject, 5 questions):
-exact §3.3 sweep 20.1 s per question, estimate 1.06 s beyond the clean run (recording it: +0.07-0.25 s, the
-backward 0.56-0.67 s, the sweep 0.05-0.06 s): 19.0x (14.5-23.1x per question; 20.4x in a run beside another
-process), 2.0 clean forwards; with the clean run counted in both, 13.0x; ρ 0.78-0.93 per question. The whole map
-of one question (15 blocks, 3,510 knockouts): exact 290.1 s, estimate 0.88 s (329x), ρ 0.93 over the cells. The
-estimate's floor here is a backward over every position (about 1.2 clean forwards: its matrix products are the
-forward's, transposed) plus recording the attention weights.
+exact §3.3 sweep 17.6 s per question, estimate 0.76 s beyond the clean run: 23.3x (22.3-24.0x per question; 24.6x
+in a run beside a training job), 1.6 clean forwards; with the clean run counted in both, 14.6x; ρ 0.78-0.93 per
+question. The whole map of one question (15 blocks, 3,510 knockouts, beside a training job): exact 379.2 s,
+estimate 0.95 s (398x), ρ 0.93 over the cells. The estimate's floor here is a backward over the positions from the
+video on (its matrix products are the forward's, transposed, less the system prompt's rows:
+``attribution._gradient_from``) plus recording the attention weights. Before that restriction (the backward over
+every position): 19.0x, 1.06 s against 20.1 s.
 
 Without ``--model`` (or if the folder is missing) it measures a fresh SmolLM2 VideoLLM (``smol.new_model``): the
 cost does not depend on the trained weights.
