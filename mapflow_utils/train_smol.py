@@ -422,7 +422,7 @@ def main(argv=None) -> int:
                  ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("threads", int),
                  ("tower", str), ("adapter_from", str), ("probe_task", str), ("caption_share", float),
                  ("image_share", float), ("letter_share", float), ("warmup", int), ("track_share", float),
-                 ("eval_format", str)):
+                 ("eval_format", str), ("described_share", float)):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
@@ -430,7 +430,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or 1)
     cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
     for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every", "eval_n",
-              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share", "eval_format"):
+              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share", "eval_format",
+              "described_share"):
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:
