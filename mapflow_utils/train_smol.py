@@ -87,6 +87,7 @@ class SmolStageConfig(StageConfig):
     probe_task: str = ""  # also fit a last-token probe of this task's answer at each evaluation
     track_share: float = 0.0  # of video captions: frame-by-frame captions (where each colour is in each frame)
     eval_format: str = "letter"  # the held-out accuracy's answer format ("content": answer words)
+    image_kinds: tuple[str, ...] = ()  # image QA only of these kinds (of IMAGE_KINDS; () = all)
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -114,7 +115,8 @@ class SmolBatches(Batches):
         s = image_sample(self.cfg.seed, index, self.synth)
         if caption:
             return s.image[None], caption_prompt(self.proc, CAPTION_IMAGE), " " + s.caption
-        q, cands, a = s.qa[rng.randrange(len(s.qa))]
+        kinds = [i for i, k in enumerate(IMAGE_KINDS) if not self.cfg.image_kinds or k in self.cfg.image_kinds]
+        q, cands, a = s.qa[kinds[rng.randrange(len(kinds))]]
         if rng.random() < self.cfg.described_share:  # the facts in text too: letter binding learnable from text
             q = f"The image shows: {s.caption} {q}"
         return (s.image[None], *self._qa(rng, q, cands, a))
@@ -425,6 +427,7 @@ def main(argv=None) -> int:
                  ("eval_format", str), ("described_share", float)):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
+    ap.add_argument("--image-kinds", default=None, help=f"comma-separated image QA kinds (of {', '.join(IMAGE_KINDS)})")
     ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
@@ -436,6 +439,11 @@ def main(argv=None) -> int:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:
         cfg.tasks = tuple(args.tasks.split(","))
+    if args.image_kinds:
+        bad = set(args.image_kinds.split(",")) - set(IMAGE_KINDS)
+        if bad:
+            ap.error(f"--image-kinds: unknown {sorted(bad)}; choose from {', '.join(IMAGE_KINDS)}")
+        cfg.image_kinds = tuple(args.image_kinds.split(","))
     if args.freeze_vision:
         cfg.train_vision = False
     out = Path(args.out) if args.out else default_out(args.stage, args.seed)

@@ -267,3 +267,20 @@ def test_digit_answers_are_scored_after_the_shared_space():
     assert [ad.tokenizer.decode([i]) for i in prep.answer_ids] == list(s.candidates)
     words = prepare(ad, load_tvbench(paths.SYNTHETIC, tasks=["moving_direction"])[0], "content")
     assert words.prompt.prefix == "Best option:"  # whole-word answers keep their own leading space
+
+
+def test_image_kinds_restrict_the_image_questions():
+    """``image_kinds`` keeps the image QA items of those kinds only (captions stay); without it every kind comes."""
+    from mapflow_utils.train_smol import SmolBatches, SmolStageConfig
+
+    tok = fresh().processor.tokenizer
+
+    def questions(**kw):
+        cfg = SmolStageConfig(stage="smol-imagellm", batch_size=8, caption_share=0.25, described_share=0.0, **kw)
+        batches = SmolBatches(fresh().processor, cfg, smol.tokens_per_frame())
+        return [tok.decode(row) for step in range(4) for row in batches.batch(step)["input_ids"]]
+
+    asked = [t for t in questions(image_kinds=("position",)) if "?" in t.split("<|im_start|>user")[-1]]
+    assert asked and all("Where is the" in t for t in asked), "a question of another kind came through"
+    everything = questions()
+    assert any("How many squares" in t for t in everything) and any("Where is the" in t for t in everything)
