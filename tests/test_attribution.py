@@ -200,3 +200,25 @@ def test_estimate_sweep_matches_the_exact_sweep_where_it_is_exact():
     assert whole.delta.shape == (len(est.tasks), ad.num_layers, len(whole.names), len(whole.names))
     last = est.change["last→last"][:, -1]
     assert last == pytest.approx(exact.change["last→last"][:, -1], abs=0.05), (last, exact.change["last→last"][:, -1])
+
+
+def test_a_wrapped_projection_is_left_alone_and_restored():
+    """A projection whose forward is already wrapped (accelerate's device hooks set an instance ``forward``) keeps
+    it during and after a recorded run; plain ones get the restricted backward and lose it afterwards."""
+    ad = shared_adapter(ALL[0])
+    hooked = ad.language_model.layers[0].mlp.down_proj
+    plain = ad.language_model.layers[0].mlp.up_proj
+    calls = []
+    original = hooked.forward
+
+    def wrapper(x):
+        calls.append(1)
+        return original(x)
+
+    hooked.forward = wrapper
+    try:
+        with A._gradient_from(ad, 1, 8):
+            assert hooked.forward is wrapper and "forward" in vars(plain)
+        assert hooked.forward is wrapper and "forward" not in vars(plain)
+    finally:
+        del hooked.forward

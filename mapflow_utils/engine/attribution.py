@@ -244,7 +244,8 @@ def _gradient_from(adapter, first: int, length: int):
     position. It leaves the rows before ``first`` (the system prompt) out of the backward's matrix products, the
     bulk of its cost."""
     linears = [m for layer in adapter.language_model.layers for name, m in layer.named_modules()
-               if type(m) is torch.nn.Linear and _POSITIONWISE.fullmatch(name)]
+               if type(m) is torch.nn.Linear and _POSITIONWISE.fullmatch(name)
+               and "forward" not in vars(m)]  # a forward already wrapped (accelerate's device hooks) stays as it is
 
     def forward(m):
         def run(x):
