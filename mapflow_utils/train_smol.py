@@ -420,11 +420,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous stage's run)")
-    for k, t in (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
-                 ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("threads", int),
-                 ("tower", str), ("adapter_from", str), ("probe_task", str), ("caption_share", float),
-                 ("image_share", float), ("letter_share", float), ("warmup", int), ("track_share", float),
-                 ("eval_format", str), ("described_share", float)):
+    options = (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
+               ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str),
+               ("adapter_from", str), ("probe_task", str), ("caption_share", float), ("image_share", float),
+               ("letter_share", float), ("warmup", int), ("track_share", float), ("eval_format", str),
+               ("described_share", float))  # SmolStageConfig fields settable from the command line
+    for k, t in options + (("threads", int),):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
     ap.add_argument("--image-kinds", default=None, help=f"comma-separated image QA kinds (of {', '.join(IMAGE_KINDS)})")
@@ -432,18 +433,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
     cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
-    for k in ("steps", "minutes", "batch_size", "lr", "lora_lr", "vision_lr", "save_every", "eval_every", "eval_n",
-              "tower", "adapter_from", "probe_task", "caption_share", "image_share", "letter_share", "warmup", "track_share", "eval_format",
-              "described_share"):
+    for k, _ in options:
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:
         cfg.tasks = tuple(args.tasks.split(","))
     if args.image_kinds:
-        bad = set(args.image_kinds.split(",")) - set(IMAGE_KINDS)
+        cfg.image_kinds = tuple(args.image_kinds.split(","))
+        bad = set(cfg.image_kinds) - set(IMAGE_KINDS)
         if bad:
             ap.error(f"--image-kinds: unknown {sorted(bad)}; choose from {', '.join(IMAGE_KINDS)}")
-        cfg.image_kinds = tuple(args.image_kinds.split(","))
     if args.freeze_vision:
         cfg.train_vision = False
     out = Path(args.out) if args.out else default_out(args.stage, args.seed)

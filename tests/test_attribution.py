@@ -208,11 +208,9 @@ def test_a_wrapped_projection_is_left_alone_and_restored():
     ad = shared_adapter(ALL[0])
     hooked = ad.language_model.layers[0].mlp.down_proj
     plain = ad.language_model.layers[0].mlp.up_proj
-    calls = []
     original = hooked.forward
 
     def wrapper(x):
-        calls.append(1)
         return original(x)
 
     hooked.forward = wrapper

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -92,5 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    random.seed(0)
     main()
