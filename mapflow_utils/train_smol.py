@@ -52,8 +52,6 @@ from .models import adapter_for
 #: The instruction of a frame-by-frame caption (:func:`mapflow_utils.perception.frame_by_frame`).
 CAPTION_FRAMES = "Where is each colour in each frame?"
 STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
-#: Default run folders and the stage each one starts from.
-PREVIOUS = {"smol-mcq": "smol-align", "smol-imagellm": "smol-mcq", "smol-videollm": "smol-imagellm"}
 
 
 @dataclass
@@ -99,6 +97,36 @@ STAGE_DEFAULTS: dict[str, dict] = {
     "smol-videollm": {"steps": 320, "batch_size": 8, "lr": 3e-4, "lora_lr": 1e-3, "minutes": 100.0,
                       "letter_share": 0.5, "described_share": 0.5},
 }
+
+#: The pipeline (``tools/train_smol.sh``, issue 22's recipe, found by its pilots 9-14): run name -> (stage, the
+#: stage's defaults changed). The tower is the committed perception-pretrained one (our CLIP) and stays frozen;
+#: every LoRA stage first learns the answers as words (with dense "where" captions: the position of every square in
+#: an image, every colour in every frame), then binds them to option letters. ``minutes`` only stops a run (rerun
+#: to continue), so they are generous.
+RECIPE: dict[str, tuple[str, dict]] = {
+    "smol-align": ("smol-align", {"tower": str(paths.MODELS / "smol-tower")}),
+    "smol-mcq": ("smol-mcq", {}),
+    "smol-imagellm-words": ("smol-imagellm", {
+        "steps": 600, "minutes": 300.0, "caption_share": 0.4, "letter_share": 0.0, "described_share": 0.0,
+        "train_vision": False, "eval_format": "content", "eval_n": 120, "eval_every": 100}),
+    "smol-imagellm": ("smol-imagellm", {
+        "steps": 400, "minutes": 300.0, "caption_share": 0.3, "letter_share": 0.85, "described_share": 0.3,
+        "train_vision": False, "warmup": 10, "eval_n": 120, "eval_every": 100}),
+    "smol-videollm-words": ("smol-videollm", {
+        "steps": 1000, "minutes": 600.0, "letter_share": 0.0, "track_share": 0.5, "train_vision": False,
+        "eval_format": "content", "eval_n": 100, "eval_every": 100}),
+    "smol-videollm": ("smol-videollm", {
+        "steps": 500, "minutes": 600.0, "letter_share": 0.7, "track_share": 0.5, "train_vision": False,
+        "warmup": 10, "eval_n": 100, "eval_every": 100}),
+}
+#: Default run folders and the run each one starts from: the recipe's order.
+PREVIOUS = dict(zip(list(RECIPE)[1:], list(RECIPE)[:-1]))
+
+
+def recipe_config(run: str, seed: int) -> SmolStageConfig:
+    """The :class:`SmolStageConfig` of one run of :data:`RECIPE`."""
+    stage, changes = RECIPE[run]
+    return SmolStageConfig(stage=stage, seed=seed, **{**STAGE_DEFAULTS[stage], **changes})
 
 
 class SmolBatches(Batches):
@@ -412,14 +440,43 @@ def default_out(stage: str, seed: int) -> Path:
     return paths.ROOT / "runs" / "train" / f"{stage}-s{seed}"
 
 
+def finished(run: str, seed: int, out: Path | None = None) -> bool:
+    """Whether a run of :data:`RECIPE` has trained all its steps and saved its parts."""
+    out = out or default_out(run, seed)
+    try:
+        done = json.loads((out / "train.json").read_text())["steps_done"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return done >= recipe_config(run, seed).steps and (out / "model" / smol.PARTS_FILE).is_file()
+
+
+def pipeline(seed: int, until: str | None = None, log=print) -> list[Path]:
+    """Every run of :data:`RECIPE` in order (``until`` included), each from the previous one's parts; finished runs
+    are skipped and an interrupted one resumes from its checkpoint, so rerunning continues where it stopped."""
+    outs = []
+    for run in RECIPE:
+        out = default_out(run, seed)
+        if finished(run, seed):
+            log(f"{run}: finished, skipped ({out})")
+        else:
+            init = default_out(PREVIOUS[run], seed) / "model" if run in PREVIOUS else None
+            train_stage(recipe_config(run, seed), out, init=init, log=log)
+        outs.append(out)
+        if run == until:
+            break
+    return outs
+
+
 def main(argv=None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="mapflow train (smol stages)")
-    ap.add_argument("stage", choices=STAGES)
+    ap.add_argument("stage", choices=tuple(RECIPE) + ("smol-pipeline",),
+                    help="a run of the recipe (train_smol.RECIPE), or smol-pipeline: all of them in order")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--until", default=None, choices=tuple(RECIPE), help="smol-pipeline: stop after this run")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous stage's run)")
+    ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous run's)")
     options = (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
                ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str),
                ("adapter_from", str), ("probe_task", str), ("caption_share", float), ("image_share", float),
@@ -432,7 +489,15 @@ def main(argv=None) -> int:
     ap.add_argument("--freeze-vision", action="store_true", help="keep the vision tower frozen")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
-    cfg = SmolStageConfig(stage=args.stage, seed=args.seed, **STAGE_DEFAULTS[args.stage])
+    if args.stage == "smol-pipeline":
+        changed = [k for k, _ in options if getattr(args, k) is not None]
+        changed += [k for k in ("out", "init", "tasks", "image_kinds") if getattr(args, k)]
+        if changed or args.freeze_vision:
+            ap.error(f"smol-pipeline runs the recipe as written; {changed or ['freeze_vision']} apply to one run: "
+                     "train that run by its name instead")
+        pipeline(args.seed, args.until)
+        return 0
+    cfg = recipe_config(args.stage, args.seed)
     for k, _ in options:
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
