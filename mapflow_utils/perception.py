@@ -473,6 +473,21 @@ _BASELINES = {"token_content": "token_content_majority", "lane_movement": "lane_
               "lane_movement_head": "lane_movement_majority", "count_from_head_movement": "count_majority"}
 
 
+def probe_table(probes: dict) -> str:
+    """A Markdown table of a tower's :func:`probe_report` (``probes.json``): each probe beside its baseline and its
+    target in :data:`TARGETS`, met or missed."""
+    rows = ["| probe | accuracy % | baseline % | target % | |", "|---|---|---|---|---|"]
+    for key, words in _PROBE_WORDS.items():
+        if key not in probes:
+            continue
+        base = probes.get(_BASELINES.get(key, ""), None)
+        target = TARGETS.get(key)
+        met = "" if target is None else ("met" if probes[key] >= target else "**missed**")
+        rows.append(f"| {words} | {100 * probes[key]:.1f} | {'' if base is None else f'{100 * base:.1f}'} | "
+                    f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
+    return "\n".join(rows) + "\n"
+
+
 def ship(run: str | Path, out: str | Path) -> Path:
     """Copy a finished ``smol-tower`` run's parts (tower, heads, probes, log, config) into ``out`` with a card that
     shows every probe beside its target and baseline: the stage's committed parts, which the next stage reads."""
@@ -484,15 +499,6 @@ def ship(run: str | Path, out: str | Path) -> Path:
         shutil.copy2(run / name, out / name)
     probes = json.loads((run / "probes.json").read_text())
     meta = json.loads((run / "train.json").read_text())
-    rows = []
-    for key, words in _PROBE_WORDS.items():
-        if key not in probes:
-            continue
-        base = probes.get(_BASELINES.get(key, ""), None)
-        target = TARGETS.get(key)
-        met = "" if target is None else ("met" if probes[key] >= target else "**missed**")
-        rows.append(f"| {words} | {100 * probes[key]:.1f} | {'' if base is None else f'{100 * base:.1f}'} | "
-                    f"{'' if target is None else f'{100 * target:.0f}'} | {met} |")
     t = meta["config"]["tower"]
     cfg = meta["config"]
     flags = "".join(f" --{k} {t[k]}" for k in ("hidden", "layers") if t[k] != getattr(TowerConfig(), k))
@@ -516,8 +522,7 @@ def ship(run: str | Path, out: str | Path) -> Path:
         f"(`mapflow train smol-tower --seed {cfg['seed']} --steps {cfg['steps']} --minutes {cfg['minutes']:g}"
         f"{flags} --lr {cfg['lr']:g} --probe`; the cosine schedule spans the steps, the minutes stop it earlier)."
         f"{resumed}\n\n"
-        "## Held-out probes (frozen features, clips of another seed, 70/30 by clip)\n\n"
-        "| probe | accuracy % | baseline % | target % | |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "## Held-out probes (frozen features, clips of another seed, 70/30 by clip)\n\n" + probe_table(probes) + "\n"
         + pilot_text)
     return out
 

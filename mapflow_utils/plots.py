@@ -421,6 +421,37 @@ def letter_curve(records: Sequence[dict], chance: float, title: str = "answer-le
     return fig
 
 
+def held_out_curves(logs: Mapping[str, Sequence[dict]], chance: float, title: str):
+    """Held-out accuracy per task (or image question kind) through consecutive training runs (``name -> records
+    of log.jsonl``, in order), against the step counted from the first run; each run's answer format (``letter`` or
+    ``content``: the options' words) is read from its records and named at its start. Runs without held-out records
+    (the projector alignment) only shift the axis."""
+    use_style()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    offset, colours = 0, {}
+    for name, recs in logs.items():
+        evals = [r for r in recs if "by" in r]
+        last = max((r["step"] for r in recs), default=0)
+        if evals:
+            fmt = next(k for k in evals[0] if k.endswith("_accuracy"))
+            ax.axvline(offset, color="grey", lw=0.6, ls=":")
+            ax.text(offset, 101, f" {name} ({fmt[:-9]})", fontsize=6, rotation=30, va="bottom")
+            for group in evals[-1]["by"]:
+                pts = [(offset + r["step"], 100 * r["by"][group]) for r in evals if group in r["by"]]
+                kw = {"color": colours[group]} if group in colours else {"label": group}
+                (line,) = ax.plot(*zip(*pts), marker="o", ms=2, lw=1, **kw)
+                colours.setdefault(group, line.get_color())
+                _record("lines", f"{title}: {name}, {group}", {"step_accuracy_percent": pts, "format": fmt})
+        offset += last
+    ax.axhline(100 * chance, color="black", lw=0.8, ls="--", label=f"chance ({100 * chance:.1f}%)")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("step (counted from the first run)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title(title, pad=28)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
 # ------------------------------------------------------------------ beyond the paper: the whole map at once
 
 

@@ -78,7 +78,7 @@ class SmolStageConfig(StageConfig):
     eval_every: int = 50
     eval_n: int = 50
     autocast: bool = True  # bfloat16 matmuls (float32 weights and optimizer): about 2x faster on CPU
-    tower: str = ""  # smol-align: a perception-pretrained tower run (mapflow_utils.perception); "" = the tiny one
+    tower: str = ""  # smol-align: a perception-pretrained tower (run or shipped parts; relative: to the repository)
     train_vision: bool = True  # False: the tower stays frozen (a pretrained CLIP's role)
     tasks: tuple[str, ...] = ()  # video QA only on these tasks ("" = the five); captions stay on all five
     adapter_from: str = ""  # a parts folder whose LoRA a stage starts from when its init has none
@@ -104,7 +104,7 @@ STAGE_DEFAULTS: dict[str, dict] = {
 #: an image, every colour in every frame), then binds them to option letters. ``minutes`` only stops a run (rerun
 #: to continue), so they are generous.
 RECIPE: dict[str, tuple[str, dict]] = {
-    "smol-align": ("smol-align", {"tower": str(paths.MODELS / "smol-tower")}),
+    "smol-align": ("smol-align", {"tower": str(paths.shown(paths.MODELS / "smol-tower"))}),
     "smol-mcq": ("smol-mcq", {}),
     "smol-imagellm-words": ("smol-imagellm", {
         "steps": 600, "minutes": 300.0, "caption_share": 0.4, "letter_share": 0.0, "described_share": 0.0,
@@ -259,7 +259,7 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
     from peft import LoraConfig, get_peft_model
 
     if cfg.stage == "smol-align":
-        model, processor = (smol.new_model(seed=cfg.seed, vision_from=cfg.tower or None) if init is None
+        model, processor = (smol.new_model(seed=cfg.seed, vision_from=paths.ROOT / cfg.tower if cfg.tower else None) if init is None
                             else smol.load_parts(init))
         wrapped = None
     elif cfg.adapter_from and not _has_adapter(init):  # e.g. a new projector under an earlier stage's LoRA
@@ -440,6 +440,42 @@ def default_out(stage: str, seed: int) -> Path:
     return paths.ROOT / "runs" / "train" / f"{stage}-s{seed}"
 
 
+#: The :class:`SmolStageConfig` fields settable from the command line (``--lora-lr``), with their types.
+OPTIONS: tuple[tuple[str, type], ...] = (
+    ("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float), ("vision_lr", float),
+    ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str), ("adapter_from", str),
+    ("probe_task", str), ("caption_share", float), ("image_share", float), ("letter_share", float), ("warmup", int),
+    ("track_share", float), ("eval_format", str), ("described_share", float))
+
+
+def command(config: dict, run: str, init: str | None = None) -> str:
+    """The ``mapflow train`` command that makes a run with ``config`` (a saved :class:`SmolStageConfig`) in
+    ``runs/train/<run>``: the recipe's run of that name (else the stage's), with a flag for every field that
+    differs from it (a path that ends with the recipe's repo-relative one is the same: a run from another clone)."""
+    seed = config["seed"]
+    name = run.removesuffix(f"-s{seed}")
+    name = name if name in RECIPE else config["stage"]
+    base = asdict(recipe_config(name, seed))
+    cmd = [f"mapflow train {name} --seed {seed}"]
+    usual = default_out(PREVIOUS[name], seed) / "model" if name in PREVIOUS else None
+    if init not in (None, "None") and (usual is None or Path(init).resolve() != usual.resolve()):
+        cmd.append(f"--init {paths.shown(init)}")
+    for k, _ in OPTIONS:
+        v = config.get(k, base[k])
+        if v == base[k] or (k == "tower" and base[k] and str(v).endswith(base[k])):
+            continue
+        cmd.append(f"--{k.replace('_', '-')} " + (f"{v:g}" if isinstance(v, float) else paths.shown(v) if k == "tower"
+                                                  else str(v)))
+    for k in ("tasks", "image_kinds"):
+        if tuple(config.get(k) or ()) != tuple(base[k]):
+            cmd.append(f"--{k.replace('_', '-')} {','.join(config[k])}")
+    if config.get("train_vision") is False and base["train_vision"]:
+        cmd.append("--freeze-vision")
+    if run != f"{name}-s{seed}":
+        cmd.append(f"--out runs/train/{run}")
+    return " ".join(cmd)
+
+
 def finished(run: str, seed: int, out: Path | None = None) -> bool:
     """Whether a run of :data:`RECIPE` has trained all its steps and saved its parts."""
     out = out or default_out(run, seed)
@@ -477,11 +513,7 @@ def main(argv=None) -> int:
     ap.add_argument("--until", default=None, choices=tuple(RECIPE), help="smol-pipeline: stop after this run")
     ap.add_argument("--out", default=None)
     ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous run's)")
-    options = (("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float),
-               ("vision_lr", float), ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str),
-               ("adapter_from", str), ("probe_task", str), ("caption_share", float), ("image_share", float),
-               ("letter_share", float), ("warmup", int), ("track_share", float), ("eval_format", str),
-               ("described_share", float))  # SmolStageConfig fields settable from the command line
+    options = OPTIONS
     for k, t in options + (("threads", int),):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
