@@ -1,20 +1,23 @@
 """LLaVA's recipe for the SmolLM2 VideoLLM (:mod:`mapflow_utils.models.smol`), on CPU, deterministic per seed.
 
-Four stages, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
+Four kinds of stage, each resumable (``<out>/checkpoint.pt`` every ``save_every`` steps) and each saved as parts:
 
-* ``smol-align`` — LLaVA stage 1: image captions; only the projector trains (the vision tower comes from the tiny
-  ImageLLM, SmolLM2 is frozen).
+* ``smol-align`` — LLaVA stage 1: image captions; only the projector trains (the vision tower is the
+  perception-pretrained one of :mod:`mapflow_utils.perception`, our CLIP; SmolLM2 is frozen).
 * ``smol-mcq`` — a text-only warm-up of the letter format: multiple-choice questions whose facts are written out
   (a clip's or an image's caption before the question), the letter as the target; only a fresh LoRA trains. Without
-  it the letters stayed at chance through the image and video stages (four recipes, 200-320 steps each); with it,
-  held-out text letter accuracy went 0.28 (step 50) → 0.53 (100) → 0.82 (125).
-* ``smol-imagellm`` — LLaVA stage 2, continuing the warm-up's LoRA (the **ImageLLM**): image QA (letter format with shuffled options, some
-  content format; in ``described_share`` of them the image's caption is also written before the question, as
-  LLaVA's detailed-description data, so that matching an option's text to its letter can be learned from text
-  while perception is still weak) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every attention and MLP
-  projection), projector and vision tower train.
-* ``smol-videollm`` — the **Video-FT**, from the ImageLLM: the five tasks (letter / content), video captions and some
-  image batches; the same LoRA, projector and tower keep training.
+  it the letters stayed at chance through the image and video stages (four recipes, 200-320 steps each).
+* ``smol-imagellm`` — LLaVA stage 2, continuing the warm-up's LoRA (the **ImageLLM**): image QA (letter format with
+  shuffled options, or content format: the option's words as the answer; in ``described_share`` of them the image's
+  caption is also written before the question) and captions; LoRA on SmolLM2 (peft, rank ``lora_r`` on every
+  attention and MLP projection) and the projector train (the tower too unless ``train_vision`` is off).
+* ``smol-videollm`` — the **Video-FT**, from the ImageLLM: the five tasks, video captions (``track_share`` of them
+  frame by frame: where each colour is in each frame) and some image batches; the same LoRA and projector go on.
+
+:data:`RECIPE` chains six runs of them (issue 22's pilots found it): align, the warm-up, the ImageLLM in answer
+words (with captions naming every square's place: the LLM reads place from the tower's tokens only after some
+thousands of such images) then in letters, the Video-FT in words then in letters; ``mapflow train smol-pipeline``
+(``tools/train_smol.sh``) runs them in order, skipping finished runs.
 
 Prompts are the book's: the MVBench system prompt, ``Question: …``/``Options:``/``(A) …`` and the ``Best option:(``
 prefill; the letter target is the letter alone (``B``) followed by ``<|im_end|>`` (with ``B) text`` the letter was a
@@ -22,7 +25,7 @@ quarter of a sample's loss and letters stayed at chance for 100 image-QA steps).
 (logits of 49,154 entries at every position would dominate the step). Batches depend only on (seed, stage, step)
 (:class:`mapflow_utils.train.Batches`), so an interrupted run resumes exactly.
 
-CLI: ``mapflow train smol-align|smol-mcq|smol-imagellm|smol-videollm --seed S [--init DIR] [--steps N] [--minutes M]``.
+CLI: ``mapflow train <run of RECIPE>|smol-pipeline --seed S [--init DIR] [--steps N] [--minutes M] …``.
 """
 
 from __future__ import annotations
