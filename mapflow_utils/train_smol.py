@@ -89,6 +89,7 @@ class SmolStageConfig(StageConfig):
     track_share: float = 0.0  # of video captions: frame-by-frame captions (where each colour is in each frame)
     eval_format: str = "letter"  # the held-out accuracy's answer format ("content": answer words)
     image_kinds: tuple[str, ...] = ()  # image QA only of these kinds (of IMAGE_KINDS; () = all)
+    data_offset: int = 0  # step k trains on the stage's batch k + data_offset (a later run of a stage: new data)
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -127,9 +128,12 @@ PREVIOUS = dict(zip(list(RECIPE)[1:], list(RECIPE)[:-1]))
 
 
 def recipe_config(run: str, seed: int) -> SmolStageConfig:
-    """The :class:`SmolStageConfig` of one run of :data:`RECIPE`."""
+    """The :class:`SmolStageConfig` of one run of :data:`RECIPE`; a run of a stage that ran before starts on the
+    stage's data where those runs stopped (``data_offset``), so it sees new images and clips."""
     stage, changes = RECIPE[run]
-    return SmolStageConfig(stage=stage, seed=seed, **{**STAGE_DEFAULTS[stage], **changes})
+    before = list(RECIPE)[:list(RECIPE).index(run)]
+    offset = sum(recipe_config(r, seed).steps for r in before if RECIPE[r][0] == stage)
+    return SmolStageConfig(stage=stage, seed=seed, **{**STAGE_DEFAULTS[stage], "data_offset": offset, **changes})
 
 
 class SmolBatches(Batches):
@@ -403,7 +407,7 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
     if step == 0 and cfg.stage != "smol-align":
         write({"step": 0, "minutes": 0.0, **_held_out(inner, processor, cfg)})
     while step < cfg.steps and (time.perf_counter() - t0) < cfg.minutes * 60:
-        batch = batches.batch(step)
+        batch = batches.batch(step + cfg.data_offset)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * _lr_scale(step, cfg)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
@@ -412,7 +416,7 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(trainable.values()), 1.0)
         opt.step()
-        running[batches.kind(step)].append(loss.item())
+        running[batches.kind(step + cfg.data_offset)].append(loss.item())
         step += 1
         if step % cfg.log_every == 0:
             rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2)}
@@ -448,7 +452,7 @@ OPTIONS: tuple[tuple[str, type], ...] = (
     ("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float), ("vision_lr", float),
     ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str), ("adapter_from", str),
     ("probe_task", str), ("caption_share", float), ("image_share", float), ("letter_share", float), ("warmup", int),
-    ("track_share", float), ("eval_format", str), ("described_share", float))
+    ("track_share", float), ("eval_format", str), ("described_share", float), ("data_offset", int))
 
 
 def command(config: dict, run: str, init: str | None = None) -> str:

@@ -114,3 +114,9 @@ def test_imagellm_targets_want_images_read_and_time_not_used():
     ev["all"]["moving_direction"] = [41, 100]
     assert [r[0] for r in cards.target_rows(ev, video=False) if r[2] != "met"][4:] == [
         "moving_direction: within 10 points of its best single-frame control"]
+
+
+def test_a_later_run_of_a_stage_trains_on_new_data():
+    for words, letters in (("smol-imagellm-words", "smol-imagellm"), ("smol-videollm-words", "smol-videollm")):
+        assert T.recipe_config(words, 0).data_offset == 0
+        assert T.recipe_config(letters, 0).data_offset == T.recipe_config(words, 0).steps
