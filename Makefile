@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install test test-book test-matrix test-assignments test-pages test-slurm assignments book book-html screenshots data smol-models clean
+.PHONY: install test test-book test-matrix test-assignments test-pages test-slurm assignments book book-html screenshots data smol-models smol-ship clean
 .DEFAULT_GOAL := test
 
 $(STAMP):
@@ -87,6 +87,9 @@ data: install  ## regenerate the shipped synthetic evaluation splits
 
 smol-models: install  ## train the SmolLM2 pair (train_smol.RECIPE: six runs, resumable; about 4-5 hours on 2 threads)
 	tools/train_smol.sh
+
+smol-ship: install  ## copy the trained SmolLM2 pair into data/models with its cards (evaluated on the held-out split)
+	tools/ship_smol.sh
 
 clean:
 	rm -rf _build runs dist
