@@ -26,10 +26,12 @@ from .cache import file_hash, fingerprint
 from .data import load_tvbench
 from .evaluate import FRAME_MODES
 from .models import load
+from .perception import probe_table
 from .plots import held_out_curves, loss_curves
 from .prompts import LETTER_PREFIX, LETTER_PREFIX_KEY
 from .synthetic import image_sample, write_tvbench
 from .results import Evaluation
+from .train_smol import command
 from .tables import MECHANISM_HEADERS, eval_rows, markdown_table, mechanism_rows
 
 matplotlib.use("Agg")
@@ -329,9 +331,6 @@ def _answers(config: dict) -> str:
 def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, evaluation: dict, role: str) -> Path:
     """``README.md``, ``loss.png``, ``curve.png`` and ``eval.json`` of a SmolLM2 model (parts folder) from its
     training runs (in order) and :func:`evaluate_card`'s results. ``role`` is a sentence on what the model is for."""
-    from .perception import probe_table
-    from .train_smol import command
-
     model_dir = Path(model_dir)
     logs, metas = copy_runs(model_dir, runs)
     loss_curves(logs, f"{title}: training loss").savefig(model_dir / "loss.png")
