@@ -21,9 +21,9 @@ thousands of such images) then in letters, the Video-FT in words then in letters
 
 Prompts are the book's: the MVBench system prompt, ``Question: …``/``Options:``/``(A) …`` and the ``Best option:(``
 prefill; the letter target is the letter alone (``B``) followed by ``<|im_end|>`` (with ``B) text`` the letter was a
-quarter of a sample's loss and letters stayed at chance for 100 image-QA steps). The loss is computed only where a label is
-(logits of 49,154 entries at every position would dominate the step). Batches depend only on (seed, stage, step)
-(:class:`mapflow_utils.train.Batches`), so an interrupted run resumes exactly.
+quarter of a sample's loss and letters stayed at chance for 100 image-QA steps). The loss is computed only where a
+label is (logits of 49,154 entries at every position would dominate the step). Batches depend only on (seed, stage,
+step + ``data_offset``) (:class:`mapflow_utils.train.Batches`), so an interrupted run resumes exactly.
 
 CLI: ``mapflow train <run of RECIPE>|smol-pipeline --seed S [--init DIR] [--steps N] [--minutes M] …``.
 """
@@ -108,7 +108,7 @@ STAGE_DEFAULTS: dict[str, dict] = {
 #: an image, every colour in every frame), then binds them to option letters. ``minutes`` only stops a run (rerun
 #: to continue), so they are generous.
 RECIPE: dict[str, tuple[str, dict]] = {
-    "smol-align": ("smol-align", {"tower": str(paths.shown(paths.MODELS / "smol-tower"))}),
+    "smol-align": ("smol-align", {"tower": paths.shown(paths.MODELS / "smol-tower")}),
     "smol-mcq": ("smol-mcq", {}),
     "smol-imagellm-words": ("smol-imagellm", {
         "steps": 600, "minutes": 300.0, "caption_share": 0.4, "letter_share": 0.0, "described_share": 0.0,
@@ -266,8 +266,8 @@ def _build(cfg: SmolStageConfig, init: str | Path | None):
     from peft import LoraConfig, get_peft_model
 
     if cfg.stage == "smol-align":
-        model, processor = (smol.new_model(seed=cfg.seed, vision_from=paths.ROOT / cfg.tower if cfg.tower else None) if init is None
-                            else smol.load_parts(init))
+        tower = paths.ROOT / cfg.tower if cfg.tower else None
+        model, processor = smol.new_model(seed=cfg.seed, vision_from=tower) if init is None else smol.load_parts(init)
         wrapped = None
     elif cfg.adapter_from and not _has_adapter(init):  # e.g. a new projector under an earlier stage's LoRA
         from peft import PeftModel
