@@ -427,7 +427,7 @@ def held_out_curves(logs: Mapping[str, Sequence[dict]], chance: float, title: st
     ``content``: the options' words) is read from its records and named at its start. Runs without held-out records
     (the projector alignment) only shift the axis."""
     use_style()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
     offset, colours = 0, {}
     for name, recs in logs.items():
         evals = [r for r in recs if "by" in r]
@@ -435,7 +435,7 @@ def held_out_curves(logs: Mapping[str, Sequence[dict]], chance: float, title: st
         if evals:
             fmt = next(k for k in evals[0] if k.endswith("_accuracy"))
             ax.axvline(offset, color="grey", lw=0.6, ls=":")
-            ax.text(offset, 101, f" {name} ({fmt[:-9]})", fontsize=6, rotation=30, va="bottom")
+            ax.text(offset, 2, f" {name} ({fmt[:-9]})", fontsize=6, rotation=90, va="bottom", color="grey")
             for group in evals[-1]["by"]:
                 pts = [(offset + r["step"], 100 * r["by"][group]) for r in evals if group in r["by"]]
                 kw = {"color": colours[group]} if group in colours else {"label": group}
@@ -447,8 +447,8 @@ def held_out_curves(logs: Mapping[str, Sequence[dict]], chance: float, title: st
     ax.set_ylim(0, 100)
     ax.set_xlabel("step (counted from the first run)")
     ax.set_ylabel("held-out accuracy (%)")
-    ax.set_title(title, pad=28)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
