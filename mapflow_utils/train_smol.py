@@ -114,7 +114,7 @@ RECIPE: dict[str, tuple[str, dict]] = {
         "steps": 600, "minutes": 300.0, "caption_share": 0.4, "letter_share": 0.0, "described_share": 0.0,
         "train_vision": False, "eval_format": "content", "eval_n": 120, "eval_every": 100}),
     "smol-imagellm": ("smol-imagellm", {
-        "steps": 400, "minutes": 300.0, "caption_share": 0.3, "letter_share": 0.85, "described_share": 0.3,
+        "steps": 900, "minutes": 300.0, "caption_share": 0.3, "letter_share": 0.85, "described_share": 0.3,
         "train_vision": False, "warmup": 10, "eval_n": 120, "eval_every": 100}),
     "smol-videollm-words": ("smol-videollm", {
         "steps": 1000, "minutes": 600.0, "letter_share": 0.0, "track_share": 0.5, "train_vision": False,
