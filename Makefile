@@ -85,7 +85,7 @@ data: install  ## regenerate the shipped synthetic evaluation splits
 	$(VENV)/bin/mapflow data synth --out data/synthetic --n-per-task 100 --seed 1000
 	$(VENV)/bin/mapflow data synth --out data/synthetic-long --n-per-task 40 --seed 2000 --long
 
-smol-models: install  ## train the SmolLM2 pair (train_smol.RECIPE: six runs, resumable; about 4-5 hours on 2 threads)
+smol-models: install  ## train the SmolLM2 pair (train_smol.RECIPE: six runs, resumable; about 5-6 hours on 2 threads)
 	tools/train_smol.sh
 
 smol-ship: install  ## copy the trained SmolLM2 pair into data/models with its cards (evaluated on the held-out split)
