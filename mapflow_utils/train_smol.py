@@ -90,6 +90,7 @@ class SmolStageConfig(StageConfig):
     eval_format: str = "letter"  # the held-out accuracy's answer format ("content": answer words)
     image_kinds: tuple[str, ...] = ()  # image QA only of these kinds (of IMAGE_KINDS; () = all)
     data_offset: int = 0  # step k trains on the stage's batch k + data_offset (a later run of a stage: new data)
+    image_letter_share: float | None = None  # of image QA items: letter format (None: letter_share)
 
 
 #: Per-stage defaults (LLaVA: stage 1 aligns the projector at a high rate; LoRA stages at lower ones).
@@ -105,8 +106,10 @@ STAGE_DEFAULTS: dict[str, dict] = {
 #: The pipeline (``tools/train_smol.sh``, issue 22's recipe, found by its pilots 9-14): run name -> (stage, the
 #: stage's defaults changed). The tower is the committed perception-pretrained one (our CLIP) and stays frozen;
 #: every LoRA stage first learns the answers as words (with dense "where" captions: the position of every square in
-#: an image, every colour in every frame), then binds them to option letters. ``minutes`` only stops a run (rerun
-#: to continue), so they are generous.
+#: an image, every colour in every frame), then binds them to option letters. A words run with no letters at all
+#: undoes the letter binding learnt before it (text letters 85% after the warm-up, 45% after the ImageLLM's words
+#: run), so the Video-FT's words run keeps its image questions in letters. ``minutes`` only stops a run (rerun to
+#: continue), so they are generous.
 RECIPE: dict[str, tuple[str, dict]] = {
     "smol-align": ("smol-align", {"tower": paths.shown(paths.MODELS / "smol-tower")}),
     "smol-mcq": ("smol-mcq", {}),
@@ -117,7 +120,8 @@ RECIPE: dict[str, tuple[str, dict]] = {
         "steps": 900, "minutes": 300.0, "caption_share": 0.3, "letter_share": 0.85, "described_share": 0.3,
         "train_vision": False, "warmup": 10, "eval_n": 120, "eval_every": 100}),
     "smol-videollm-words": ("smol-videollm", {
-        "steps": 1000, "minutes": 600.0, "letter_share": 0.0, "track_share": 0.5, "train_vision": False,
+        "steps": 1000, "minutes": 600.0, "letter_share": 0.0, "image_letter_share": 0.85, "track_share": 0.5,
+        "train_vision": False,
         "eval_format": "content", "eval_n": 100, "eval_every": 100}),
     "smol-videollm": ("smol-videollm", {
         "steps": 500, "minutes": 600.0, "letter_share": 0.7, "track_share": 0.5, "train_vision": False,
@@ -139,8 +143,9 @@ def recipe_config(run: str, seed: int) -> SmolStageConfig:
 class SmolBatches(Batches):
     """:class:`Batches` in the SmolLM2 prompt formats: letter (shuffled options, the letter as target) or content."""
 
-    def _qa(self, rng: random.Random, question: str, candidates, answer: str, task: str = ""):
-        letter = rng.random() < self.cfg.letter_share
+    def _qa(self, rng: random.Random, question: str, candidates, answer: str, task: str = "",
+            share: float | None = None):
+        letter = rng.random() < (self.cfg.letter_share if share is None else share)
         p = build_prompt(self.proc, question, candidates, "letter" if letter else "content", task=task)
         i = list(candidates).index(answer)
         return p.text, p.answers[i]
@@ -154,7 +159,7 @@ class SmolBatches(Batches):
         q, cands, a = s.qa[kinds[rng.randrange(len(kinds))]]
         if rng.random() < self.cfg.described_share:  # the facts in text too: letter binding learnable from text
             q = f"The image shows: {s.caption} {q}"
-        return (s.image[None], *self._qa(rng, q, cands, a))
+        return (s.image[None], *self._qa(rng, q, cands, a, share=self.cfg.image_letter_share))
 
     def _video_item(self, rng: random.Random, index: int, caption: bool):
 
@@ -452,7 +457,8 @@ OPTIONS: tuple[tuple[str, type], ...] = (
     ("steps", int), ("minutes", float), ("batch_size", int), ("lr", float), ("lora_lr", float), ("vision_lr", float),
     ("save_every", int), ("eval_every", int), ("eval_n", int), ("tower", str), ("adapter_from", str),
     ("probe_task", str), ("caption_share", float), ("image_share", float), ("letter_share", float), ("warmup", int),
-    ("track_share", float), ("eval_format", str), ("described_share", float), ("data_offset", int))
+    ("track_share", float), ("eval_format", str), ("described_share", float), ("data_offset", int),
+    ("image_letter_share", float))
 
 
 def command(config: dict, run: str, init: str | None = None) -> str:

@@ -284,3 +284,25 @@ def test_image_kinds_restrict_the_image_questions():
     assert asked and all("Where is the" in t for t in asked), "a question of another kind came through"
     everything = questions()
     assert any("How many squares" in t for t in everything) and any("Where is the" in t for t in everything)
+
+
+def test_the_video_words_run_keeps_its_image_questions_in_letters():
+    """``image_letter_share``: in the recipe's Video-FT words run the video questions are answered in words and
+    the image questions (a tenth of the batches) mostly by letter, so the letter binding learnt before survives."""
+    from mapflow_utils.prompts import letter_prefix
+    from mapflow_utils.train_smol import SmolBatches, recipe_config
+
+    cfg = recipe_config("smol-videollm-words", 0)
+    batches = SmolBatches(fresh().processor, cfg, smol.tokens_per_frame())
+    tok = fresh().processor.tokenizer
+    prefix = letter_prefix(fresh().processor)
+    formats: dict[str, list[bool]] = {"image": [], "video": []}
+    for step in range(60):
+        kind = batches.kind(step)
+        b = batches.batch(step)
+        for row in b["input_ids"]:
+            text = tok.decode(row)
+            if "Options:" in text:  # a question (not a caption)
+                formats[kind].append(prefix in text)
+    assert formats["video"] and not any(formats["video"]), "a video question in the letter format"
+    assert formats["image"] and np.mean(formats["image"]) > 0.6, formats["image"]
