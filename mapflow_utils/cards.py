@@ -344,11 +344,16 @@ def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, e
     prefix = json.loads((model_dir / "tokenizer_config.json").read_text()).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
     configs = [m["config"] for _, m in metas]
     tower = next((c["tower"] for c in configs if c.get("tower")), "")
-    tower_dir = paths.MODELS / Path(tower).name if tower else None
+    # the tower's folder (probes.json): as recorded, else the shipped one of its name (a run from another clone)
+    homes = (paths.ROOT / tower, paths.MODELS / Path(tower).name) if tower else ()
+    tower_dir = next((d for d in homes if (d / "probes.json").is_file()), None)
     frozen = all(c.get("train_vision") is False for c in configs if c["stage"] in ("smol-imagellm", "smol-videollm"))
-    origin = (f"pretrained on our frames with dense per-token labels (`{paths.shown(tower_dir)}`, our CLIP: its "
-              "probes below)" if tower else "initialised from the tiny ImageLLM's, trained on these frames, as LLaVA "
-              "starts from CLIP") + ("; frozen in every stage" if frozen else "")
+    if tower:
+        origin = (f"pretrained on our frames with dense per-token labels (`{paths.shown(tower_dir or tower)}`, our "
+                  f"CLIP{': its probes below' if tower_dir else ''})")
+    else:
+        origin = "initialised from the tiny ImageLLM's, trained on these frames, as LLaVA starts from CLIP"
+    origin += "; frozen in every stage" if frozen else ""
     lines = [f"# {title}", "", role, "",
              "**Architecture** (`LlavaNextVideoForConditionalGeneration`, the paper's main family): SmolLM2-135M-"
              f"Instruct as the text model ({text['num_hidden_layers']} layers × {text['hidden_size']}, "
@@ -368,7 +373,7 @@ def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, e
              f"{configs[-1]['lora_r']} on every attention and MLP projection of the 30 layers) when the "
              "stage has one; `mapflow_utils.models.load(path)` assembles base + parts and merges the LoRA weights, "
              "so the engine sees a plain Llama.", ""]
-    if tower_dir is not None and (tower_dir / "probes.json").is_file():
+    if tower_dir is not None:
         lines += ["## Perception: the tower's held-out probes", "",
                   f"From `{paths.shown(tower_dir)}` (its card has the training): read-outs of the frozen tower's "
                   "tokens on frames of clips it never saw.", "",

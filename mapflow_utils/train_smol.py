@@ -54,7 +54,6 @@ from .models import adapter_for
 
 #: The instruction of a frame-by-frame caption (:func:`mapflow_utils.perception.frame_by_frame`).
 CAPTION_FRAMES = "Where is each colour in each frame?"
-STAGES = ("smol-align", "smol-mcq", "smol-imagellm", "smol-videollm")
 
 
 @dataclass
@@ -412,7 +411,8 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
     if step == 0 and cfg.stage != "smol-align":
         write({"step": 0, "minutes": 0.0, **_held_out(inner, processor, cfg)})
     while step < cfg.steps and (time.perf_counter() - t0) < cfg.minutes * 60:
-        batch = batches.batch(step + cfg.data_offset)
+        at = step + cfg.data_offset  # the stage's batch this step trains on
+        batch = batches.batch(at)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * _lr_scale(step, cfg)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.autocast):
@@ -421,7 +421,7 @@ def train_stage(cfg: SmolStageConfig, out: str | Path, init: str | Path | None =
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(trainable.values()), 1.0)
         opt.step()
-        running[batches.kind(step + cfg.data_offset)].append(loss.item())
+        running[batches.kind(at)].append(loss.item())
         step += 1
         if step % cfg.log_every == 0:
             rec = {"step": step, "minutes": round((time.perf_counter() - t0) / 60, 2)}
@@ -470,7 +470,7 @@ def command(config: dict, run: str, init: str | None = None) -> str:
     name = name if name in RECIPE else config["stage"]
     base = asdict(recipe_config(name, seed))
     cmd = [f"mapflow train {name} --seed {seed}"]
-    usual = default_out(PREVIOUS[name], seed) / "model" if name in PREVIOUS else None
+    usual = default_init(name, seed)
     if init not in (None, "None") and (usual is None or Path(init).resolve() != usual.resolve()):
         cmd.append(f"--init {paths.shown(init)}")
     for k, _ in OPTIONS:
@@ -489,9 +489,14 @@ def command(config: dict, run: str, init: str | None = None) -> str:
     return " ".join(cmd)
 
 
-def finished(run: str, seed: int, out: Path | None = None) -> bool:
+def default_init(run: str, seed: int) -> Path | None:
+    """The parts a run of :data:`RECIPE` starts from: the previous run's (None for the first)."""
+    return default_out(PREVIOUS[run], seed) / "model" if run in PREVIOUS else None
+
+
+def finished(run: str, seed: int) -> bool:
     """Whether a run of :data:`RECIPE` has trained all its steps and saved its parts."""
-    out = out or default_out(run, seed)
+    out = default_out(run, seed)
     try:
         done = json.loads((out / "train.json").read_text())["steps_done"]
     except (OSError, ValueError, KeyError):
@@ -499,21 +504,17 @@ def finished(run: str, seed: int, out: Path | None = None) -> bool:
     return done >= recipe_config(run, seed).steps and (out / "model" / smol.PARTS_FILE).is_file()
 
 
-def pipeline(seed: int, until: str | None = None, log=print) -> list[Path]:
+def pipeline(seed: int, until: str | None = None, log=print) -> None:
     """Every run of :data:`RECIPE` in order (``until`` included), each from the previous one's parts; finished runs
     are skipped and an interrupted one resumes from its checkpoint, so rerunning continues where it stopped."""
-    outs = []
     for run in RECIPE:
         out = default_out(run, seed)
         if finished(run, seed):
             log(f"{run}: finished, skipped ({out})")
         else:
-            init = default_out(PREVIOUS[run], seed) / "model" if run in PREVIOUS else None
-            train_stage(recipe_config(run, seed), out, init=init, log=log)
-        outs.append(out)
+            train_stage(recipe_config(run, seed), out, init=default_init(run, seed), log=log)
         if run == until:
             break
-    return outs
 
 
 def main(argv=None) -> int:
@@ -526,8 +527,7 @@ def main(argv=None) -> int:
     ap.add_argument("--until", default=None, choices=tuple(RECIPE), help="smol-pipeline: stop after this run")
     ap.add_argument("--out", default=None)
     ap.add_argument("--init", default=None, help="parts folder to start from (default: the previous run's)")
-    options = OPTIONS
-    for k, t in options + (("threads", int),):
+    for k, t in OPTIONS + (("threads", int),):
         ap.add_argument("--" + k.replace("_", "-"), type=t, default=None)
     ap.add_argument("--tasks", default=None, help="comma-separated video QA tasks (default: the five)")
     ap.add_argument("--image-kinds", default=None, help=f"comma-separated image QA kinds (of {', '.join(IMAGE_KINDS)})")
@@ -535,7 +535,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
     if args.stage == "smol-pipeline":
-        changed = [k for k, _ in options if getattr(args, k) is not None]
+        changed = [k for k, _ in OPTIONS if getattr(args, k) is not None]
         changed += [k for k in ("out", "init", "tasks", "image_kinds") if getattr(args, k)]
         if changed or args.freeze_vision:
             ap.error(f"smol-pipeline runs the recipe as written; {changed or ['freeze_vision']} apply to one run: "
@@ -543,7 +543,7 @@ def main(argv=None) -> int:
         pipeline(args.seed, args.until)
         return 0
     cfg = recipe_config(args.stage, args.seed)
-    for k, _ in options:
+    for k, _ in OPTIONS:
         if getattr(args, k) is not None:
             setattr(cfg, k, getattr(args, k))
     if args.tasks:
@@ -556,8 +556,5 @@ def main(argv=None) -> int:
     if args.freeze_vision:
         cfg.train_vision = False
     out = Path(args.out) if args.out else default_out(args.stage, args.seed)
-    init = args.init
-    if init is None and args.stage in PREVIOUS:
-        init = default_out(PREVIOUS[args.stage], args.seed) / "model"
-    train_stage(cfg, out, init=init)
+    train_stage(cfg, out, init=args.init or default_init(args.stage, args.seed))
     return 0
