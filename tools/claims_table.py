@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mapflow_utils.claims import Claim, read  # noqa: E402
+from mapflow_utils.claims import Claim, collect  # noqa: E402
 from mapflow_utils.rules import VERDICTS  # noqa: E402
 from mapflow_utils.runner import chapter_defaults  # noqa: E402
 from mapflow_utils.tables import markdown_table  # noqa: E402
@@ -27,19 +27,16 @@ from mapflow_utils.tables import markdown_table  # noqa: E402
 SCRATCH, RERUNS = "(base)", ("(base)", "(smol)", "(deep)")
 
 
-def claims_at(folder: str | None, rev: str | None) -> dict[str, list[Claim]]:
-    """``{chapter: claims}`` of the chapters in the claims page's order, from a folder or ``book/`` at a revision."""
-    out = {}
-    for ch in chapter_defaults("verdicts")["chapters"]:
-        name = f"{ch}.claims.json"
-        if rev is None:
-            path = Path(folder) / name
-            if path.exists():
-                out[ch] = read(path)
-            continue
-        shown = subprocess.run(["git", "show", f"{rev}:book/{name}"], capture_output=True, text=True)
+def claims_at(folder: str | None, rev: str | None) -> list[tuple[str, Claim]]:
+    """``[(chapter, claim)]`` in the claims page's order, from a folder's claims files or ``book/``'s at a revision."""
+    chapters = chapter_defaults("verdicts")["chapters"]
+    if rev is None:
+        return collect([Path(folder) / f"{ch}.claims.json" for ch in chapters])
+    out = []
+    for ch in chapters:
+        shown = subprocess.run(["git", "show", f"{rev}:book/{ch}.claims.json"], capture_output=True, text=True)
         if shown.returncode == 0:
-            out[ch] = [Claim(**d) for d in json.loads(shown.stdout)]
+            out += [(ch, Claim(**d)) for d in json.loads(shown.stdout)]
     return out
 
 
@@ -53,18 +50,17 @@ def main(argv=None) -> int:
     ap.add_argument("--previous", required=True, help="git revision of the previous pair's book/")
     a = ap.parse_args(argv)
     new, old = claims_at(a.new, None), claims_at(None, a.previous)
-    old_by = {(ch, c.key): c for ch, cs in old.items() for c in cs}
-    scratch = {c.figure.removesuffix(f" {SCRATCH}"): c for cs in new.values() for c in cs if c.figure.endswith(SCRATCH)}
+    old_by = {(ch, c.key): c for ch, c in old}
+    scratch = {c.figure.removesuffix(f" {SCRATCH}"): c for _, c in new if c.figure.endswith(SCRATCH)}
     rows, counts = [], {k: Counter() for k in ("new", "previous", "scratch")}
-    for ch, cs in new.items():
-        for c in cs:
-            if c.figure.endswith(RERUNS):
-                continue  # App. A/B's reruns: the book's subject's repeat the chapters', the from-scratch is a column
-            p, s = old_by.get((ch, c.key)), scratch.get(c.figure)
-            rows.append([ch, c.figure, c.paper, cell(c), cell(p), cell(s)])
-            for k, x in (("new", c), ("previous", p), ("scratch", s)):
-                if x is not None:
-                    counts[k][x.verdict] += 1
+    for ch, c in new:
+        if c.figure.endswith(RERUNS):
+            continue  # App. A/B's reruns: the book's subject's repeat the chapters', the from-scratch is a column
+        p, s = old_by.get((ch, c.key)), scratch.get(c.figure)
+        rows.append([ch, c.figure, c.paper, cell(c), cell(p), cell(s)])
+        for k, x in (("new", c), ("previous", p), ("scratch", s)):
+            if x is not None:
+                counts[k][x.verdict] += 1
     print(markdown_table(rows, ["chapter", "claim", "paper", "new SmolLM2 pair",
                                 f"previous SmolLM2 pair ({a.previous})", "from-scratch pair"]))
     print()
