@@ -344,8 +344,10 @@ def write_smol_card(model_dir: str | Path, runs: list[str | Path], title: str, e
     prefix = json.loads((model_dir / "tokenizer_config.json").read_text()).get(LETTER_PREFIX_KEY, LETTER_PREFIX)
     configs = [m["config"] for _, m in metas]
     tower = next((c["tower"] for c in configs if c.get("tower")), "")
-    # the tower's folder (probes.json): as recorded, else the shipped one of its name (a run from another clone)
-    homes = (paths.ROOT / tower, paths.MODELS / Path(tower).name) if tower else ()
+    # the tower's folder (probes.json): as recorded inside this checkout, else the shipped one of its name (a run
+    # from another clone or a copied tree records an absolute path there)
+    homes = ((paths.MODELS / Path(tower).name, paths.ROOT / tower) if Path(tower).is_absolute() else
+             (paths.ROOT / tower, paths.MODELS / Path(tower).name)) if tower else ()
     tower_dir = next((d for d in homes if (d / "probes.json").is_file()), None)
     frozen = all(c.get("train_vision") is False for c in configs if c["stage"] in ("smol-imagellm", "smol-videollm"))
     if tower:
